@@ -1,0 +1,1 @@
+"""copool's web service: HTTP API, auth, persistence, background runs, CLI and migrations."""

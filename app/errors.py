@@ -1,0 +1,69 @@
+"""Domain exceptions of the app; ``app.problems`` maps each to an HTTP status in one table.
+
+    CopoolError
+    ├── NotFound            the object does not exist, or the actor may not know it exists
+    ├── NotAuthenticated    no valid API key
+    ├── PermissionDenied    the actor's roles do not allow the action
+    ├── InvalidInput        a value breaks a domain rule (names the field)
+    ├── Conflict            the change clashes with the current state (duplicate, overlap, retired)
+    ├── IdempotencyMismatch the same Idempotency-Key was sent with another request
+    └── Busy                the database is locked for longer than the configured timeout
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CopoolError(Exception):
+    """Base of every error the app raises on purpose."""
+
+    title = "Error"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+
+class NotFound(CopoolError):
+    """The object does not exist or is invisible to the actor (never leaks existence)."""
+
+    title = "Not found"
+
+
+class NotAuthenticated(CopoolError):
+    """No API key, or an unknown, revoked or inactive one."""
+
+    title = "Not authenticated"
+
+
+class PermissionDenied(CopoolError):
+    """The actor is known but its roles do not grant the action."""
+
+    title = "Forbidden"
+
+
+class InvalidInput(CopoolError):
+    """A value breaks a domain rule; ``field`` names it."""
+
+    title = "Invalid input"
+
+
+class Conflict(CopoolError):
+    """The change clashes with the current state of the data."""
+
+    title = "Conflict"
+
+
+class IdempotencyMismatch(CopoolError):
+    """An Idempotency-Key was reused with a different request."""
+
+    title = "Idempotency key reused"
+
+
+class Busy(CopoolError):
+    """The database stayed locked longer than the configured timeout; retry later."""
+
+    title = "Service busy"

@@ -1,0 +1,58 @@
+"""Settings, read once from the environment (prefix ``COPOOL_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each one is documented in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="COPOOL_", env_file=".env", extra="ignore")
+
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'copool.db'}"
+    """SQLAlchemy URL. ``sqlite:///path`` (default) or ``postgresql+psycopg://user@host/db``."""
+    host: str = "127.0.0.1"
+    """Address the HTTP server binds to."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port the HTTP server listens on."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Number of app worker processes (use more than one only with PostgreSQL)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the service's own loggers."""
+    debug: bool = False
+    """Litestar debug mode: tracebacks in error answers. Never in production."""
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    """Connections per app worker kept open to PostgreSQL."""
+    db_max_overflow: int = Field(default=20, ge=0, le=500)
+    """Extra PostgreSQL connections a worker may open under load."""
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    """How long a SQLite writer waits for the write lock before giving up (503)."""
+    demo_key_path: Path = ROOT / "var" / "demo-admin.key"
+    """Where ``copool seed-demo`` writes the demo admin's API key."""
+    max_page_size: int = Field(default=200, ge=1, le=1000)
+    """Upper bound of ``limit`` on every list route."""
+    max_range_days: int = Field(default=731, ge=1)
+    """Longest date span a query or a period may cover, in days."""
+    api_key_touch_seconds: int = Field(default=60, ge=0)
+    """An API key's ``last_used_at`` is written at most this often (saves a write per request)."""
+    public_base_url: str = "http://127.0.0.1:8000"
+    """Base URL under which the service is reached (used in links it hands out)."""
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is SQLite."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own ``Settings``)."""
+    return Settings()
