@@ -1,0 +1,211 @@
+"""Plain records that go into a feed, and the busy intervals that come out of an import.
+
+All instants are aware datetimes; every record normalises them to UTC on construction, so
+the rest of the package never meets a naive or non-UTC time.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from icalendar.prop import vRecur
+
+from calendars.errors import InvalidFeedInput, UnknownTimeZone
+
+
+class BookingStatus(enum.StrEnum):
+    """The booking states of the domain (DESIGN.md, "Booking")."""
+
+    TENTATIVE = "tentative"
+    PENDING_APPROVAL = "pending_approval"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    DECLINED = "declined"
+
+    @property
+    def is_withdrawn(self) -> bool:
+        """True for states in which the booking no longer holds the resource."""
+        return self in (BookingStatus.CANCELLED, BookingStatus.DECLINED)
+
+
+@functools.lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone called ``name``, or :class:`UnknownTimeZone`."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UnknownTimeZone(name) from exc
+
+
+def _utc(value: datetime, what: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidFeedInput(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.utcoffset() is None:
+        raise InvalidFeedInput(f"{what} must be timezone-aware (got naive {value.isoformat()})")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """What a feed is called, how it is displayed and which part of time it covers."""
+
+    name: str
+    """Shown by clients as the calendar's name (NAME and X-WR-CALNAME)."""
+    display_tz: str = "UTC"
+    """IANA zone clients should display the calendar in (X-WR-TIMEZONE)."""
+    window_back: timedelta = timedelta(days=90)
+    """How far into the past bookings stay in the feed."""
+    window_ahead: timedelta = timedelta(days=548)
+    """How far into the future bookings appear (548 days ≈ 18 months)."""
+    refresh_interval: timedelta = timedelta(hours=1)
+    """How often clients are asked to poll (REFRESH-INTERVAL and X-PUBLISHED-TTL)."""
+    cancelled_grace: timedelta = timedelta(days=7)
+    """How long a cancelled or declined booking stays as STATUS:CANCELLED before leaving."""
+    description: str = ""
+    """Optional longer description (X-WR-CALDESC)."""
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise InvalidFeedInput("a feed needs a non-empty name")
+        zone(self.display_tz)
+        if self.window_back < timedelta(0) or self.window_ahead <= timedelta(0):
+            raise InvalidFeedInput("window_back must be ≥ 0 and window_ahead > 0")
+        if self.refresh_interval < timedelta(minutes=1) or self.refresh_interval % timedelta(
+            seconds=1
+        ):
+            raise InvalidFeedInput("refresh_interval must be whole seconds and at least 1 minute")
+        if self.cancelled_grace < timedelta(0):
+            raise InvalidFeedInput("cancelled_grace must be ≥ 0")
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The half-open UTC window ``[now - window_back, now + window_ahead)``."""
+        now = _utc(now, "now")
+        return now - self.window_back, now + self.window_ahead
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """A repeating booking: an RRULE anchored in a named zone, minus cancelled occurrences.
+
+    The booking's ``start``/``end`` are its first occurrence; the occurrences repeat in
+    wall-clock time of ``tzid``, so a weekly 10:00 Europe/Berlin booking stays at 10:00
+    local across daylight-saving changes.
+    """
+
+    rrule: str
+    """RFC 5545 RRULE value, e.g. ``FREQ=WEEKLY;BYDAY=MO;UNTIL=20261231T230000Z``. A local
+    or DATE UNTIL is read in ``tzid`` and rewritten in UTC."""
+    tzid: str
+    """IANA zone whose wall clock the series follows."""
+    exdates: tuple[datetime, ...] = ()
+    """Start instants of cancelled occurrences (aware)."""
+    until: datetime | None = field(init=False, default=None)
+    """UNTIL as a UTC instant, derived from ``rrule`` (None when open-ended or COUNT)."""
+
+    def __post_init__(self) -> None:
+        tz = zone(self.tzid)
+        text = self.rrule.strip()
+        if text.upper().startswith("RRULE:"):
+            text = text[len("RRULE:") :]
+        try:
+            recur = vRecur.from_ical(text)
+        except (ValueError, TypeError) as exc:
+            raise InvalidFeedInput(f"invalid RRULE {self.rrule!r}: {exc}") from exc
+        if "FREQ" not in recur:
+            raise InvalidFeedInput(f"invalid RRULE {self.rrule!r}: FREQ is required")
+        if "UNTIL" in recur and "COUNT" in recur:
+            raise InvalidFeedInput(
+                f"invalid RRULE {self.rrule!r}: UNTIL and COUNT exclude each other"
+            )
+        until: datetime | None = None
+        if "UNTIL" in recur:
+            raw = recur["UNTIL"][0]
+            if isinstance(raw, datetime):
+                # A floating UNTIL means wall-clock time in the series' zone.
+                until = _utc(raw if raw.tzinfo else raw.replace(tzinfo=tz), "RRULE UNTIL")
+            elif isinstance(raw, date):
+                # A DATE UNTIL includes that whole local day.
+                until = datetime.combine(raw, time(23, 59, 59), tz).astimezone(UTC)
+            recur["UNTIL"] = [until]
+        object.__setattr__(self, "rrule", recur.to_ical().decode("ascii"))
+        object.__setattr__(self, "until", until)
+        object.__setattr__(
+            self,
+            "exdates",
+            tuple(sorted({_utc(x, "exdate") for x in self.exdates})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRecord:
+    """One booking as a feed shows it."""
+
+    uid: str
+    """Stable, globally unique id; becomes the event's UID and never changes."""
+    resource: str
+    """Name of the expert or device booked (RESOURCES)."""
+    summary: str
+    start: datetime
+    """Start of the booking (of its first occurrence if recurring); aware, kept in UTC."""
+    end: datetime
+    status: BookingStatus
+    sequence: int
+    """Revision number; see :func:`calendars.sequence.next_sequence`."""
+    last_modified: datetime
+    """Last change of anything shown; becomes DTSTAMP. Must advance on every change."""
+    description: str = ""
+    location: str = ""
+    cancelled_at: datetime | None = None
+    """When it was cancelled or declined; starts the grace period (defaults to last_modified)."""
+    recurrence: Recurrence | None = None
+    busy_only: bool = False
+    """Privacy: show only a "Busy" block, without summary, description, location or resource."""
+
+    def __post_init__(self) -> None:
+        if not self.uid or not self.uid.strip():
+            raise InvalidFeedInput("a booking needs a non-empty uid")
+        where = f"booking {self.uid!r}"
+        start = _utc(self.start, f"{where}: start")
+        end = _utc(self.end, f"{where}: end")
+        if end <= start:
+            raise InvalidFeedInput(f"{where}: end {end.isoformat()} is not after start")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(
+            self, "last_modified", _utc(self.last_modified, f"{where}: last_modified")
+        )
+        if self.cancelled_at is not None:
+            object.__setattr__(
+                self, "cancelled_at", _utc(self.cancelled_at, f"{where}: cancelled_at")
+            )
+        if not isinstance(self.status, BookingStatus):
+            try:
+                object.__setattr__(self, "status", BookingStatus(self.status))
+            except ValueError as exc:
+                raise InvalidFeedInput(f"{where}: unknown status {self.status!r}") from exc
+        if (
+            isinstance(self.sequence, bool)
+            or not isinstance(self.sequence, int)
+            or self.sequence < 0
+        ):
+            raise InvalidFeedInput(f"{where}: sequence must be an integer ≥ 0")
+
+    @property
+    def withdrawn_at(self) -> datetime | None:
+        """When a cancelled or declined booking was withdrawn; None while it is live."""
+        if not self.status.is_withdrawn:
+            return None
+        return self.cancelled_at or self.last_modified
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class BusyInterval:
+    """A half-open UTC interval ``[start, end)`` during which someone is busy."""
+
+    start: datetime
+    end: datetime
