@@ -48,7 +48,7 @@ def _state(tz_name: str, ts: int) -> _State:
     return _State(
         offset=moment.utcoffset() or timedelta(0),
         name=moment.tzname() or tz_name,
-        dst=bool(moment.dst()),
+        dst=(moment.dst() or timedelta(0)) > timedelta(0),
     )
 
 
@@ -88,7 +88,9 @@ def _byday_codes(day: datetime) -> set[str]:
 def _observance(
     t: _Transition, rrule: str | None = None, until: datetime | None = None
 ) -> list[str]:
-    kind = "DAYLIGHT" if t.after.dst else "STANDARD"
+    # Summer time is the later offset of a change. (tzdata gives Dublin a negative DST in
+    # winter; clients that see two STANDARD observances pick the wrong one in autumn.)
+    kind = "DAYLIGHT" if t.after.offset > t.before.offset else "STANDARD"
     lines = [
         f"BEGIN:{kind}",
         f"TZOFFSETFROM:{utc_offset(t.before.offset)}",
@@ -108,17 +110,20 @@ def vtimezone_lines(tz_name: str, first_year: int, last_year: int) -> tuple[str,
     ``last_year``; yearly rules still in force in ``last_year`` are left open-ended."""
     initial, transitions = _transitions(tz_name, first_year, last_year)
     lines = ["BEGIN:VTIMEZONE", f"TZID:{tz_name}", f"X-LIC-LOCATION:{tz_name}"]
+    # The offset in force when the span begins, as an onset of its own: clients disagree on
+    # what applies before the first observance (southern summers came out an hour off).
+    kind = "DAYLIGHT" if initial.dst else "STANDARD"
+    offset = utc_offset(initial.offset)
+    begin = datetime(first_year, 1, 1) if transitions else datetime(1970, 1, 1)
+    lines += [
+        f"BEGIN:{kind}",
+        f"TZOFFSETFROM:{offset}",
+        f"TZOFFSETTO:{offset}",
+        f"TZNAME:{initial.name}",
+        f"DTSTART:{local_stamp(begin)}",
+        f"END:{kind}",
+    ]
     if not transitions:
-        kind = "DAYLIGHT" if initial.dst else "STANDARD"
-        offset = utc_offset(initial.offset)
-        lines += [
-            f"BEGIN:{kind}",
-            f"TZOFFSETFROM:{offset}",
-            f"TZOFFSETTO:{offset}",
-            f"TZNAME:{initial.name}",
-            "DTSTART:19700101T000000",
-            f"END:{kind}",
-        ]
         lines.append("END:VTIMEZONE")
         return tuple(lines)
 
