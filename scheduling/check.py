@@ -1,0 +1,168 @@
+"""`check_plan`: every hard rule, verified from the instance and the plan alone.
+
+It shares no code with the model or the greedy on purpose: a bug there must not hide here.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from scheduling.errors import InvalidPlan
+from scheduling.schemas import Instance, Plan, Request, Requirement, Resource
+
+
+def check_plan(instance: Instance, plan: Plan) -> list[str]:
+    """Every hard rule the plan breaks, in plain words ([] = the plan is valid)."""
+    out: list[str] = []
+    resources = {r.id: r for r in instance.resources}
+    requests = {r.id: r for r in instance.requests}
+    assigned: dict[str, tuple[int, int]] = {}
+    busy: dict[str, list[tuple[int, int, str]]] = {}
+    spent: dict[str, int] = {}
+    lent: dict[str, int] = {}
+
+    for pin in instance.pinned:
+        busy.setdefault(pin.resource_id, []).append((pin.start, pin.end, f"pinned {pin.id}"))
+        owner = resources.get(pin.resource_id)
+        if owner is not None and pin.unit is not None and pin.unit != owner.home_unit:
+            lent[pin.resource_id] = lent.get(pin.resource_id, 0) + pin.end - pin.start
+
+    for a in plan.assignments:
+        where = f"assignment of {a.request_id}"
+        request = requests.get(a.request_id)
+        if request is None:
+            out.append(f"{where}: unknown request")
+            continue
+        if a.request_id in assigned:
+            out.append(f"{where}: request assigned twice")
+            continue
+        assigned[a.request_id] = (a.start, a.end)
+        window_end = min(instance.window_end(request), instance.horizon)
+        if a.end - a.start != request.duration:
+            out.append(f"{where}: lasts {a.end - a.start}, duration is {request.duration}")
+        if a.start < request.window_start or a.end > window_end:
+            out.append(f"{where}: [{a.start}, {a.end}) outside window")
+        if len(set(a.resource_ids)) != len(a.resource_ids):
+            out.append(f"{where}: a resource is listed twice")
+        chosen = [resources[k] for k in a.resource_ids if k in resources]
+        if len(chosen) != len(a.resource_ids):
+            out.append(f"{where}: unknown resource")
+            continue
+        if not _covers(request, chosen):
+            out.append(f"{where}: resources do not cover the requirements")
+        approval = False
+        for res in chosen:
+            allowed, needs = _borrowing(instance, res, request.unit)
+            if not allowed:
+                out.append(f"{where}: {request.unit} may not borrow {res.id}")
+            approval = approval or needs
+            busy.setdefault(res.id, []).append((a.start, a.end, a.request_id))
+            for span in res.unavailable:
+                if span.start < a.end and a.start < span.end:
+                    out.append(f"{where}: {res.id} unavailable in [{span.start}, {span.end})")
+            if res.home_unit != request.unit:
+                lent[res.id] = lent.get(res.id, 0) + request.duration
+        if approval != a.needs_approval:
+            out.append(f"{where}: needs_approval should be {approval}")
+        cost = sum(res.cost_rate for res in chosen) * request.duration
+        if cost != a.cost:
+            out.append(f"{where}: cost {a.cost}, should be {cost}")
+        spent[request.project] = spent.get(request.project, 0) + cost
+
+    for resource_id, spans in busy.items():
+        spans.sort()
+        for (s1, e1, who1), (s2, e2, who2) in itertools.pairwise(spans):
+            if s2 < e1:
+                out.append(f"{resource_id}: {who1} [{s1}, {e1}) overlaps {who2} [{s2}, {e2})")
+
+    pinned_end: dict[str, int] = {}
+    for pin in instance.pinned:
+        if pin.request_id is not None:
+            pinned_end[pin.request_id] = max(pinned_end.get(pin.request_id, 0), pin.end)
+    for request in instance.requests:
+        if request.id not in assigned:
+            if request.mandatory:
+                out.append(f"mandatory request {request.id} is not allocated")
+            continue
+        start = assigned[request.id][0]
+        for dep in request.after:
+            if dep in requests:
+                if dep not in assigned:
+                    out.append(f"{request.id} allocated but its dependency {dep} is not")
+                elif assigned[dep][1] > start:
+                    out.append(f"{request.id} starts at {start} before {dep} ends")
+            elif dep in pinned_end and pinned_end[dep] > start:
+                out.append(f"{request.id} starts at {start} before pinned {dep} ends")
+
+    for project, amount in spent.items():
+        budget = instance.budgets.get(project)
+        if budget is not None and amount > budget:
+            out.append(f"project {project} spends {amount} over its budget {budget}")
+    for res in instance.resources:
+        if res.lending_cap is not None and lent.get(res.id, 0) > res.lending_cap:
+            out.append(f"{res.id} lent {lent[res.id]} over its cap {res.lending_cap}")
+
+    listed = [u.request_id for u in plan.unallocated]
+    if len(set(listed)) != len(listed):
+        out.append("a request is listed twice as unallocated")
+    for rid in listed:
+        if rid in assigned:
+            out.append(f"{rid} is both allocated and unallocated")
+        if rid not in requests:
+            out.append(f"unallocated {rid} is not a request")
+    missing = set(requests) - set(assigned) - set(listed)
+    if missing:
+        out.append(f"requests neither allocated nor explained: {sorted(missing)[:5]}")
+    return out
+
+
+def assert_plan_valid(instance: Instance, plan: Plan) -> None:
+    """Raise `InvalidPlan` if `check_plan` finds anything."""
+    violations = check_plan(instance, plan)
+    if violations:
+        raise InvalidPlan(violations)
+
+
+def _fits(res: Resource, requirement: Requirement) -> bool:
+    if requirement.resource_id is not None:
+        return res.id == requirement.resource_id
+    if requirement.device_type is not None:
+        return res.kind == "device" and res.device_type == requirement.device_type
+    assert requirement.skill is not None
+    return res.skills.get(requirement.skill, -1) >= requirement.min_level
+
+
+def _borrowing(instance: Instance, res: Resource, unit: str) -> tuple[bool, bool]:
+    """(allowed, needs approval): allowed at home or under some agreement; approval only
+    when every agreement that allows it asks for approval."""
+    if res.home_unit == unit:
+        return True, False
+    covering = [
+        a
+        for a in instance.agreements
+        if a.lender == res.home_unit
+        and a.borrower == unit
+        and (a.kinds is None or res.kind in a.kinds)
+        and (a.resource_ids is None or res.id in a.resource_ids)
+    ]
+    return bool(covering), bool(covering) and all(a.needs_approval for a in covering)
+
+
+def _covers(request: Request, chosen: list[Resource]) -> bool:
+    """Whether each resource can take one role so every requirement gets its quantity."""
+    roles = [req for req in request.requirements for _ in range(req.quantity)]
+    if len(roles) != len(chosen):
+        return False
+    match: dict[int, int] = {}  # role -> resource position
+
+    def try_place(pos: int, seen: set[int]) -> bool:
+        for role, requirement in enumerate(roles):
+            if role in seen or not _fits(chosen[pos], requirement):
+                continue
+            seen.add(role)
+            if role not in match or try_place(match[role], seen):
+                match[role] = pos
+                return True
+        return False
+
+    return all(try_place(pos, set()) for pos in range(len(chosen)))

@@ -1,0 +1,179 @@
+"""Who may serve what, and when resources are free: shared by the model, greedy and explanations.
+
+Calendars are Python integers used as bit sets: bit t is set when the resource is busy
+during time unit t. "Can start at t for d units" is then a few shifts and ands, which keeps
+the greedy fast on 4-week horizons at minute resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduling.schemas import Assignment, Instance, Request, Requirement, Resource
+
+
+def matches(resource: Resource, requirement: Requirement) -> bool:
+    """Whether `resource` has what `requirement` asks for (agreements aside)."""
+    if requirement.resource_id is not None:
+        return resource.id == requirement.resource_id
+    if requirement.device_type is not None:
+        return resource.kind == "device" and resource.device_type == requirement.device_type
+    level = resource.skills.get(requirement.skill or "")
+    return level is not None and level >= requirement.min_level
+
+
+def span_mask(start: int, end: int) -> int:
+    """Bits `start .. end-1` set."""
+    if end <= start:
+        return 0
+    return ((1 << (end - start)) - 1) << start
+
+
+def run_starts(free: int, length: int) -> int:
+    """Bits t such that bits t .. t+length-1 of `free` are all set."""
+    if length <= 0:
+        return free
+    result = free
+    have = 1
+    # Double the run length covered until it reaches `length` (O(log length) shifts).
+    while have * 2 <= length:
+        result &= result >> have
+        have *= 2
+    if have < length:
+        result &= result >> (length - have)
+    return result
+
+
+@dataclass
+class Prepared:
+    """Per-instance lookups: indices, eligibility, fixed calendars, windows."""
+
+    instance: Instance
+    resource_index: dict[str, int]
+    request_index: dict[str, int]
+    fixed_busy: list[int]
+    """Per resource: unavailability and pinned bookings, as a bit set."""
+    pinned_lent: list[int]
+    """Per resource: time units already lent to other units by pinned bookings."""
+    pinned_end: dict[str, int]
+    """Pinned request id -> latest end of its pinned bookings."""
+    matching: list[list[list[int]]]
+    """[request][requirement] -> resources that match, agreements aside."""
+    eligible: list[list[list[int]]]
+    """[request][requirement] -> matching resources the requesting unit may borrow."""
+    approval: set[tuple[int, int]] = field(default_factory=set)
+    """(request, resource) pairs lent under an agreement that needs approval."""
+    windows: list[tuple[int, int]] = field(default_factory=list)
+    """Per request: (earliest start, latest end), after the horizon and pinned dependencies."""
+
+    @property
+    def horizon_mask(self) -> int:
+        """Bits of every time unit of the horizon."""
+        return span_mask(0, self.instance.horizon)
+
+    def borrowed(self, request: int, resource: int) -> bool:
+        """Whether serving `request` with `resource` lends it out of its home unit."""
+        inst = self.instance
+        return inst.resources[resource].home_unit != inst.requests[request].unit
+
+    def candidates(self, request: int) -> list[int]:
+        """Every eligible resource of `request`, over all its requirements, sorted."""
+        return sorted({res for group in self.eligible[request] for res in group})
+
+
+def may_borrow(instance: Instance, resource: Resource, unit: str) -> tuple[bool, bool]:
+    """(allowed, needs approval) for `unit` using `resource`; the home unit needs no agreement."""
+    if resource.home_unit == unit:
+        return True, False
+    allowed = False
+    approval = True
+    for agreement in instance.agreements:
+        if agreement.borrower == unit and agreement.covers(resource):
+            allowed = True
+            approval = approval and agreement.needs_approval
+    return allowed, allowed and approval
+
+
+def prepare(instance: Instance) -> Prepared:
+    """Compute the lookups every part of the optimizer shares."""
+    resource_index = {r.id: i for i, r in enumerate(instance.resources)}
+    request_index = {r.id: i for i, r in enumerate(instance.requests)}
+    horizon = instance.horizon
+    fixed_busy = []
+    for resource in instance.resources:
+        mask = 0
+        for span in resource.unavailable:
+            mask |= span_mask(min(span.start, horizon), min(span.end, horizon))
+        fixed_busy.append(mask)
+    pinned_lent = [0] * len(instance.resources)
+    pinned_end: dict[str, int] = {}
+    for pin in instance.pinned:
+        k = resource_index[pin.resource_id]
+        fixed_busy[k] |= span_mask(min(pin.start, horizon), min(pin.end, horizon))
+        if pin.unit is not None and pin.unit != instance.resources[k].home_unit:
+            pinned_lent[k] += pin.end - pin.start
+        if pin.request_id is not None:
+            pinned_end[pin.request_id] = max(pinned_end.get(pin.request_id, 0), pin.end)
+
+    allowed_cache: dict[tuple[int, str], tuple[bool, bool]] = {}
+    matching: list[list[list[int]]] = []
+    eligible: list[list[list[int]]] = []
+    approval: set[tuple[int, int]] = set()
+    windows: list[tuple[int, int]] = []
+    for r, request in enumerate(instance.requests):
+        per_match: list[list[int]] = []
+        per_elig: list[list[int]] = []
+        for requirement in request.requirements:
+            found = [k for k, res in enumerate(instance.resources) if matches(res, requirement)]
+            ok = []
+            for k in found:
+                key = (k, request.unit)
+                if key not in allowed_cache:
+                    allowed_cache[key] = may_borrow(instance, instance.resources[k], request.unit)
+                allowed, needs = allowed_cache[key]
+                if allowed:
+                    ok.append(k)
+                    if needs:
+                        approval.add((r, k))
+            per_match.append(found)
+            per_elig.append(ok)
+        matching.append(per_match)
+        eligible.append(per_elig)
+        earliest = request.window_start
+        for dep in request.after:
+            if dep in pinned_end and dep not in request_index:
+                earliest = max(earliest, pinned_end[dep])
+        windows.append((earliest, min(instance.window_end(request), horizon)))
+    return Prepared(
+        instance=instance,
+        resource_index=resource_index,
+        request_index=request_index,
+        fixed_busy=fixed_busy,
+        pinned_lent=pinned_lent,
+        pinned_end=pinned_end,
+        matching=matching,
+        eligible=eligible,
+        approval=approval,
+        windows=windows,
+    )
+
+
+def assignment_cost(instance: Instance, resource_ids: list[str], duration: int) -> int:
+    """Price in minor units of holding `resource_ids` for `duration` units."""
+    rates = {r.id: r.cost_rate for r in instance.resources}
+    return sum(rates[k] for k in resource_ids) * duration
+
+
+def budget_of(instance: Instance, request: Request) -> int | None:
+    """The available budget of the request's project, or None if unlimited."""
+    return instance.budgets.get(request.project)
+
+
+def is_kept(published: Assignment, current: Assignment | None) -> bool:
+    """Whether `current` keeps a published assignment as it was (same start and resources)."""
+    return (
+        current is not None
+        and current.start == published.start
+        and current.end == published.end
+        and sorted(current.resource_ids) == sorted(published.resource_ids)
+    )

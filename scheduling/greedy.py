@@ -1,0 +1,278 @@
+"""A list scheduler over bit-set calendars: the engine of both baselines and of repairs.
+
+`Occupancy` holds a partial plan (who is busy when, lending used, budget spent) and places
+one request at a time at its earliest feasible start, choosing resources by a policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from scheduling.eligibility import Prepared, run_starts, span_mask
+from scheduling.schemas import Assignment
+
+ResourceKey = Callable[[int, int, int], tuple[int, ...]]
+"""(request, requirement index, resource) -> sort key; smaller is chosen first."""
+
+
+@dataclass
+class Placement:
+    """Where and with what a request is placed."""
+
+    request: int
+    start: int
+    end: int
+    resources: list[int]
+    cost: int
+
+
+class Occupancy:
+    """A partial plan over the prepared instance, with fast feasibility queries."""
+
+    def __init__(self, prep: Prepared) -> None:
+        self.prep = prep
+        self.busy = list(prep.fixed_busy)
+        self.lent = list(prep.pinned_lent)
+        self.spent: dict[str, int] = {}
+        self.placed: dict[int, Placement] = {}
+        self._horizon = prep.horizon_mask
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def place(self, p: Placement) -> None:
+        """Record placement `p` (assumed feasible)."""
+        inst = self.prep.instance
+        mask = span_mask(p.start, p.end)
+        for k in p.resources:
+            self.busy[k] |= mask
+            if self.prep.borrowed(p.request, k):
+                self.lent[k] += p.end - p.start
+        project = inst.requests[p.request].project
+        self.spent[project] = self.spent.get(project, 0) + p.cost
+        self.placed[p.request] = p
+
+    def remove(self, request: int) -> Placement:
+        """Take `request` out of the partial plan and return its placement."""
+        inst = self.prep.instance
+        p = self.placed.pop(request)
+        mask = span_mask(p.start, p.end)
+        for k in p.resources:
+            self.busy[k] &= ~mask
+            if self.prep.borrowed(p.request, k):
+                self.lent[k] -= p.end - p.start
+        project = inst.requests[p.request].project
+        self.spent[project] -= p.cost
+        return p
+
+    def fits(self, p: Placement) -> bool:
+        """Whether placement `p` is still feasible against the current partial plan."""
+        inst = self.prep.instance
+        request = inst.requests[p.request]
+        lo, hi = self.window(p.request)
+        if lo is None or p.start < lo or p.end > hi or p.end - p.start != request.duration:
+            return False
+        mask = span_mask(p.start, p.end)
+        for k in p.resources:
+            if self.busy[k] & mask:
+                return False
+            if not self._cap_ok(p.request, k):
+                return False
+        return self._budget_ok(p.request, p.cost)
+
+    # -- queries -------------------------------------------------------------------------
+    def window(self, r: int) -> tuple[int | None, int]:
+        """(earliest start, latest end) of request r now; None if a dependency is missing."""
+        prep = self.prep
+        request = prep.instance.requests[r]
+        lo, hi = prep.windows[r]
+        for dep in request.after:
+            d = prep.request_index.get(dep)
+            if d is None:
+                continue  # a pinned dependency, already in prep.windows
+            if d not in self.placed:
+                return None, hi
+            lo = max(lo, self.placed[d].end)
+        return lo, hi
+
+    def _cap_ok(self, r: int, k: int) -> bool:
+        resource = self.prep.instance.resources[k]
+        if resource.lending_cap is None or not self.prep.borrowed(r, k):
+            return True
+        duration = self.prep.instance.requests[r].duration
+        return self.lent[k] + duration <= resource.lending_cap
+
+    def _budget_ok(self, r: int, cost: int) -> bool:
+        inst = self.prep.instance
+        project = inst.requests[r].project
+        budget = inst.budgets.get(project)
+        return budget is None or self.spent.get(project, 0) + cost <= budget
+
+    def start_mask(self, r: int, k: int, lo: int, hi: int) -> int:
+        """Start times in [lo, hi - duration] at which resource k is free for request r."""
+        duration = self.prep.instance.requests[r].duration
+        if hi - lo < duration or not self._cap_ok(r, k):
+            return 0
+        free = ~self.busy[k] & self._horizon
+        return run_starts(free, duration) & span_mask(lo, hi - duration + 1)
+
+    def find(self, r: int, key: ResourceKey, latest_first: bool = False) -> Placement | None:
+        """The earliest feasible placement of request r choosing resources by `key`."""
+        prep = self.prep
+        inst = prep.instance
+        request = inst.requests[r]
+        lo, hi = self.window(r)
+        if lo is None or hi - lo < request.duration:
+            return None
+        groups = prep.eligible[r]
+        masks: dict[int, int] = {}
+        for group in groups:
+            for k in group:
+                if k not in masks:
+                    masks[k] = self.start_mask(r, k, lo, hi)
+        feasible = span_mask(lo, hi - request.duration + 1)
+        for group in groups:
+            union = 0
+            for k in group:
+                union |= masks[k]
+            feasible &= union
+            if not feasible:
+                return None
+        # Scarce requirements choose first so a shared resource goes where it is needed.
+        order = sorted(range(len(groups)), key=lambda i: len(groups[i]))
+        rates = [res.cost_rate for res in inst.resources]
+        while feasible:
+            if latest_first:
+                t = feasible.bit_length() - 1
+                feasible &= ~(1 << t)
+            else:
+                low = feasible & -feasible
+                t = low.bit_length() - 1
+                feasible &= feasible - 1
+            chosen = self._choose(r, t, order, masks, key)
+            if chosen is None:
+                continue
+            cost = sum(rates[k] for k in chosen) * request.duration
+            if not self._budget_ok(r, cost):
+                cheap: ResourceKey = lambda _r, _i, k: (rates[k], k)  # noqa: E731
+                chosen = self._choose(r, t, order, masks, cheap)
+                if chosen is None:
+                    continue
+                cost = sum(rates[k] for k in chosen) * request.duration
+                if not self._budget_ok(r, cost):
+                    return None  # the cheapest choice is too dear at any time
+            return Placement(r, t, t + request.duration, chosen, cost)
+        return None
+
+    def _choose(
+        self, r: int, t: int, order: list[int], masks: dict[int, int], key: ResourceKey
+    ) -> list[int] | None:
+        groups = self.prep.eligible[r]
+        requirements = self.prep.instance.requests[r].requirements
+        taken: set[int] = set()
+        chosen: list[int] = []
+        free_by: dict[int, list[int]] = {}
+        for i in order:
+            free = [k for k in groups[i] if (masks[k] >> t) & 1]
+            if len(free) < requirements[i].quantity:
+                return None
+            free.sort(key=lambda k, i=i: key(r, i, k))  # type: ignore[misc]
+            free_by[i] = free
+        for i in order:
+            need = requirements[i].quantity
+            picked = [k for k in free_by[i] if k not in taken][:need]
+            taken.update(picked)
+            chosen.extend(picked)
+            if len(picked) < need:
+                break
+        else:
+            return chosen
+        # The greedy split failed: a resource fits several requirements; match properly.
+        slots = [i for i in order for _ in range(requirements[i].quantity)]
+        owner: dict[int, int] = {}  # resource -> slot
+
+        def augment(slot: int, seen: set[int]) -> bool:
+            for k in free_by[slots[slot]]:
+                if k in seen:
+                    continue
+                seen.add(k)
+                if k not in owner or augment(owner[k], seen):
+                    owner[k] = slot
+                    return True
+            return False
+
+        if all(augment(slot, set()) for slot in range(len(slots))):
+            return sorted(owner, key=lambda k: owner[k])
+        return None
+
+    # -- results -------------------------------------------------------------------------
+    def assignments(self) -> list[Assignment]:
+        """The partial plan as assignments, in request order."""
+        inst = self.prep.instance
+        out = []
+        for r in sorted(self.placed):
+            p = self.placed[r]
+            out.append(
+                Assignment(
+                    request_id=inst.requests[r].id,
+                    resource_ids=[inst.resources[k].id for k in p.resources],
+                    start=p.start,
+                    end=p.end,
+                    needs_approval=any((r, k) in self.prep.approval for k in p.resources),
+                    cost=p.cost,
+                )
+            )
+        return out
+
+    def load(self, assignments: Iterable[Assignment]) -> None:
+        """Place given assignments (of requests of this instance) that are still feasible."""
+        prep = self.prep
+        pending = []
+        for a in assignments:
+            r = prep.request_index.get(a.request_id)
+            if r is None or r in self.placed:
+                continue
+            if any(k not in prep.resource_index for k in a.resource_ids):
+                continue
+            ks = [prep.resource_index[k] for k in a.resource_ids]
+            if not _serves(prep, r, ks):
+                continue
+            cost = sum(prep.instance.resources[k].cost_rate for k in ks) * (a.end - a.start)
+            pending.append(Placement(r, a.start, a.end, ks, cost))
+        # Dependencies first: retry until no progress.
+        while pending:
+            rest = []
+            for p in pending:
+                if self.fits(p):
+                    self.place(p)
+                else:
+                    rest.append(p)
+            if len(rest) == len(pending):
+                break
+            pending = rest
+
+
+def _serves(prep: Prepared, r: int, ks: list[int]) -> bool:
+    """Whether resources `ks` can cover every requirement of request r (one role each)."""
+    groups = prep.eligible[r]
+    quantities = [q.quantity for q in prep.instance.requests[r].requirements]
+    if len(ks) != len(set(ks)) or len(ks) != sum(quantities):
+        return False
+    return has_matching(ks, groups, quantities)
+
+
+def has_matching(ks: list[int], groups: list[list[int]], quantities: list[int]) -> bool:
+    """Whether resources ks can be split among requirement groups, `quantities[i]` each."""
+    slots = [i for i, q in enumerate(quantities) for _ in range(q)]
+    sets = [set(g) for g in groups]
+    owner: dict[int, int] = {}  # slot -> resource position
+
+    def augment(pos: int, seen: set[int]) -> bool:
+        for s, i in enumerate(slots):
+            if ks[pos] in sets[i] and s not in seen:
+                seen.add(s)
+                if s not in owner or augment(owner[s], seen):
+                    owner[s] = pos
+                    return True
+        return False
+
+    return all(augment(pos, set()) for pos in range(len(ks)))

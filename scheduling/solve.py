@@ -1,0 +1,438 @@
+"""`solve()`: validate, warm-start with the greedy, optimise with CP-SAT, check, explain.
+
+Allocation mode optimises lexicographically by sequential solves, each fixing the
+earlier terms at the values found: (1) priority-weighted fulfilment, (2) fairness (see
+`report.fairness_of`), (3) fewest moves of the published plan, (4) completion x weight +
+cost. Small instances get one monolithic model; large ones (see `MONOLITHIC_PAIRS`) a
+large-neighbourhood search over the greedy plan, because presolving the monolithic model
+alone can eat the whole time limit. Whatever happens, a checked plan comes back: the
+greedy plan is the fallback.
+
+Makespan mode (benchmarks) makes every request mandatory and minimises the latest end.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from ortools.sat.python import cp_model
+
+from scheduling.baselines import best_fit_occupancy, first_come_first_served_occupancy, run_list
+from scheduling.eligibility import Prepared, prepare, span_mask
+from scheduling.errors import InvalidPlan, NoFeasiblePlan
+from scheduling.greedy import Occupancy, Placement
+from scheduling.model import (
+    AllocationModel,
+    Scope,
+    add_fairness,
+    add_makespan,
+    add_moves,
+    add_workforce_cumulatives,
+    build_model,
+)
+from scheduling.report import build_plan, objective_of
+from scheduling.schemas import Instance, Objective, Plan, Progress
+from scheduling.validate import validate_instance
+
+ProgressCallback = Callable[[Progress], None]
+Mode = Literal["allocate", "makespan"]
+Strategy = Literal["auto", "monolithic", "lns"]
+
+MONOLITHIC_PAIRS = 6000
+"""Above this many (request, eligible resource) pairs, use the neighbourhood search."""
+
+
+class SolveOptions:
+    """Solver parameters shared by the stages."""
+
+    def __init__(
+        self,
+        time_limit_s: float,
+        relative_gap_limit: float,
+        num_workers: int,
+        seed: int,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.time_limit_s = time_limit_s
+        self.relative_gap_limit = relative_gap_limit
+        self.num_workers = num_workers
+        self.seed = seed
+        self.on_progress = on_progress
+        self.started = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds since solve() began."""
+        return time.monotonic() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left before the time limit."""
+        return max(0.0, self.time_limit_s - self.elapsed())
+
+    def report(self, stage: str, objective: float, bound: float) -> None:
+        """Forward an improving solution to the progress callback, if any."""
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(stage=stage, objective=objective, bound=bound, elapsed_s=self.elapsed())
+            )
+
+
+class _Reporter(cp_model.CpSolverSolutionCallback):
+    def __init__(self, options: SolveOptions, stage: str) -> None:
+        super().__init__()
+        self._options = options
+        self._stage = stage
+
+    def on_solution_callback(self) -> None:
+        self._options.report(self._stage, self.objective_value, self.best_objective_bound)
+
+
+def solve(
+    instance: Instance,
+    *,
+    time_limit_s: float = 10.0,
+    relative_gap_limit: float = 0.0,
+    num_workers: int = 2,
+    seed: int = 0,
+    mode: Mode = "allocate",
+    on_progress: ProgressCallback | None = None,
+    completion_weight: int = 1,
+    strategy: Strategy = "auto",
+) -> Plan:
+    """Allocate the instance's requests (or, in makespan mode, schedule them all) as a Plan.
+
+    Raises InvalidInstance on bad input, NoFeasiblePlan in makespan mode when the
+    horizon cannot hold every request, InvalidPlan only on an internal bug.
+    """
+    validate_instance(instance)
+    options = SolveOptions(time_limit_s, relative_gap_limit, num_workers, seed, on_progress)
+    if mode == "makespan":
+        return _solve_makespan(instance, options)
+    return _solve_allocation(instance, options, completion_weight, strategy)
+
+
+# ---- allocation ------------------------------------------------------------------------
+
+
+def lexicographic_key(objective: Objective, completion_weight: int) -> tuple[int, int, int, int]:
+    """Bigger is better: the objective terms in their lexicographic order."""
+    return (
+        objective.fulfilled_weight,
+        objective.fairness,
+        -objective.moves,
+        -(completion_weight * objective.completion + objective.cost),
+    )
+
+
+def warm_start(prep: Prepared, completion_weight: int = 1) -> Occupancy:
+    """The best of: best-fit greedy, first-come-first-served, and published-plan-kept + greedy."""
+    candidates = [best_fit_occupancy(prep), first_come_first_served_occupancy(prep)]
+    if prep.instance.published:
+        kept = Occupancy(prep)
+        kept.load(prep.instance.published)
+        candidates.append(best_fit_occupancy(prep, kept))
+
+    def key(occ: Occupancy) -> tuple[int, int, int, int]:
+        return lexicographic_key(objective_of(prep.instance, occ.assignments()), completion_weight)
+
+    return max(candidates, key=key)
+
+
+def _solve_allocation(
+    instance: Instance, options: SolveOptions, completion_weight: int, strategy: Strategy
+) -> Plan:
+    prep = prepare(instance)
+    warm = warm_start(prep, completion_weight)
+    fallback = build_plan(
+        prep, warm.assignments(), status="fallback", method="best_fit", seconds=options.elapsed()
+    )
+    if not fallback.checked:
+        from scheduling.check import check_plan
+
+        raise InvalidPlan(check_plan(instance, fallback))
+    options.report("greedy", fallback.objective.fulfilled_weight, float("nan"))
+    if not instance.requests or options.remaining() < 0.05:
+        return fallback
+    pairs = sum(len(g) for groups in prep.eligible for g in groups)
+    if strategy == "lns" or (strategy == "auto" and pairs > MONOLITHIC_PAIRS):
+        from scheduling.lns import improve
+
+        occ, bound = improve(prep, warm, options)
+        method, status = "lns", "feasible"
+        optimal = False
+    else:
+        occ, bound, optimal = _monolithic(prep, warm, options, completion_weight)
+        method, status = "cp-sat", ("optimal" if optimal else "feasible")
+    if occ is None:
+        return fallback.model_copy(update={"solve_seconds": round(options.elapsed(), 3)})
+    # Repair: anything that still fits on top of the plan goes in (never lowers term 1).
+    best_fit_occupancy(prep, occ)
+    plan = build_plan(
+        prep,
+        occ.assignments(),
+        status=status,  # type: ignore[arg-type]
+        method=method,
+        bound=bound,
+        seconds=options.elapsed(),
+    )
+    if not plan.checked or lexicographic_key(plan.objective, completion_weight) < (
+        lexicographic_key(fallback.objective, completion_weight)
+    ):
+        return fallback.model_copy(
+            update={"solve_seconds": round(options.elapsed(), 3), "bound": bound}
+        )
+    return plan
+
+
+def full_scope(prep: Prepared) -> Scope:
+    """A scope holding every request, with only unavailability and pins fixed."""
+    return scope_for(prep, Occupancy(prep), set(range(len(prep.instance.requests))))
+
+
+def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
+    """The requests `free` as a model scope, the rest of `occ`'s plan held fixed around them."""
+    inst = prep.instance
+    busy = list(occ.busy)
+    lent = list(occ.lent)
+    spent = dict(occ.spent)
+    for r in free:
+        p = occ.placed.get(r)
+        if p is None:
+            continue
+        mask = span_mask(p.start, p.end)
+        for k in p.resources:
+            busy[k] &= ~mask
+            if prep.borrowed(r, k):
+                lent[k] -= p.end - p.start
+        project = inst.requests[r].project
+        spent[project] -= p.cost
+    windows = {}
+    forced = {r for r in free if inst.requests[r].mandatory}
+    for r in free:
+        lo, hi = prep.windows[r]
+        for dep in inst.requests[r].after:
+            d = prep.request_index.get(dep)
+            if d is None or d in free:
+                continue
+            if d in occ.placed:
+                lo = max(lo, occ.placed[d].end)
+            else:
+                hi = lo  # its dependency is out and stays out: so does it
+        windows[r] = (lo, hi)
+    for f, p in occ.placed.items():
+        if f in free:
+            continue
+        for dep in inst.requests[f].after:
+            d = prep.request_index.get(dep)
+            if d is not None and d in free:
+                # A fixed request follows it: it stays in, and ends before that one starts.
+                forced.add(d)
+                lo, hi = windows[d]
+                windows[d] = (lo, min(hi, p.start))
+    return Scope(
+        requests=sorted(free), busy=busy, lent=lent, spent=spent, windows=windows, forced=forced
+    )
+
+
+def _solver(options: SolveOptions, seconds: float, *, large: bool = False) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(seconds, 0.01)
+    solver.parameters.num_workers = options.num_workers
+    solver.parameters.random_seed = options.seed
+    if large:
+        # Probing on tens of thousands of optional intervals can take the whole limit.
+        solver.parameters.cp_model_probing_level = 0
+    return solver
+
+
+def _run_stage(
+    m: AllocationModel,
+    options: SolveOptions,
+    stage: str,
+    seconds: float,
+    gap: float = 0.0,
+) -> tuple[cp_model.CpSolver, bool, bool]:
+    """Solve m's current objective; returns (solver, found a solution, proved optimal)."""
+    solver = _solver(options, seconds, large=len(m.uses) > MONOLITHIC_PAIRS)
+    if gap:
+        solver.parameters.relative_gap_limit = gap
+    status = solver.solve(m.model, _Reporter(options, stage))
+    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    return solver, found, status == cp_model.OPTIMAL
+
+
+def _monolithic(
+    prep: Prepared, warm: Occupancy, options: SolveOptions, completion_weight: int
+) -> tuple[Occupancy | None, int | None, bool]:
+    """Sequential lexicographic solves of the full model; (plan, bound on term 1, optimal)."""
+    m = build_model(prep, full_scope(prep))
+    fulfilment = m.fulfilment()
+    fairness = add_fairness(m)
+    moves = add_moves(m)
+    finish = m.completion_and_cost(completion_weight)
+    best = list(warm.placed.values())
+    m.hint(best)
+    stages: list[tuple[str, cp_model.LinearExprT, bool, float]] = [
+        ("fulfilment", fulfilment, True, 0.5),
+        ("fairness", fairness, True, 0.4),
+    ]
+    if prep.instance.published:
+        stages.append(("moves", moves, False, 0.5))
+    stages.append(("completion", finish, False, 1.0))
+    bound: int | None = None
+    all_optimal = True
+    found_any = False
+    for name, expr, maximise, share in stages:
+        seconds = options.remaining() * share - 0.05
+        if seconds <= 0.02:
+            all_optimal = False
+            break
+        if maximise:
+            m.model.maximize(expr)
+        else:
+            m.model.minimize(expr)
+        gap = options.relative_gap_limit if name == "fulfilment" else 0.0
+        solver, found, optimal = _run_stage(m, options, name, seconds, gap)
+        if name == "fulfilment":
+            bound = int(solver.best_objective_bound) if found or optimal else None
+        if not found:
+            all_optimal = False
+            break
+        found_any = True
+        all_optimal = all_optimal and optimal
+        value = round(solver.objective_value)
+        best = m.placements(solver)
+        # Later stages may not give back what this stage won.
+        if maximise:
+            m.model.add(expr >= value)
+        else:
+            m.model.add(expr <= value)
+        m.hint(best)
+    if not found_any:
+        return None, bound, False
+    occ = Occupancy(prep)
+    for p in best:
+        occ.place(p)
+    return occ, bound, all_optimal
+
+
+# ---- makespan mode ---------------------------------------------------------------------
+
+
+def mandatory(instance: Instance) -> Instance:
+    """The instance with every request mandatory (benchmark makespan mode)."""
+    return instance.model_copy(
+        update={"requests": [r.model_copy(update={"mandatory": True}) for r in instance.requests]}
+    )
+
+
+def list_schedules(prep: Prepared, tries: int, seed: int) -> Occupancy | None:
+    """The shortest of several serial list schedules (latest-finish-time order, then noise)."""
+    inst = prep.instance
+    n = len(inst.requests)
+    successors: dict[int, list[int]] = {r: [] for r in range(n)}
+    for r, request in enumerate(inst.requests):
+        for dep in request.after:
+            d = prep.request_index.get(dep)
+            if d is not None:
+                successors[d].append(r)
+    # Latest finish times by a backward pass from a common horizon (bigger tail = sooner).
+    tail: dict[int, int] = {}
+    for r in reversed(_topological(prep)):
+        tail[r] = inst.requests[r].duration + max((tail[s] for s in successors[r]), default=0)
+    rng = random.Random(seed)
+    best: Occupancy | None = None
+    from scheduling.baselines import best_fit_key
+
+    key = best_fit_key(prep)
+    for attempt in range(tries):
+        noise = 0.0 if attempt == 0 else 0.3
+        order = sorted(range(n), key=lambda r: -tail[r] * (1 + noise * rng.random()))
+        occ = run_list(prep, order, key, Occupancy(prep))
+        if len(occ.placed) < n:
+            continue
+        if best is None or _makespan(occ) < _makespan(best):
+            best = occ
+    return best
+
+
+def _makespan(occ: Occupancy) -> int:
+    return max((p.end for p in occ.placed.values()), default=0)
+
+
+def _topological(prep: Prepared) -> list[int]:
+    inst = prep.instance
+    order: list[int] = []
+    seen: set[int] = set()
+    for root in range(len(inst.requests)):
+        stack: list[tuple[int, bool]] = [(root, False)]
+        while stack:
+            r, expanded = stack.pop()
+            if r in seen and not expanded:
+                continue
+            if expanded:
+                order.append(r)
+                continue
+            seen.add(r)
+            stack.append((r, True))
+            for dep in inst.requests[r].after:
+                d = prep.request_index.get(dep)
+                if d is not None and d not in seen:
+                    stack.append((d, False))
+    return order
+
+
+def _solve_makespan(instance: Instance, options: SolveOptions) -> Plan:
+    instance = mandatory(instance)
+    prep = prepare(instance)
+    warm = list_schedules(prep, tries=30, seed=options.seed)
+    if warm is None:
+        raise NoFeasiblePlan("the list schedule cannot fit every request within the horizon")
+    upper = _makespan(warm)
+    options.report("greedy", upper, 0)
+    scope = full_scope(prep)
+    # The list schedule ends by `upper`: no need to look further.
+    scope.windows = {r: (lo, min(hi, upper)) for r, (lo, hi) in scope.windows.items()}
+    m = build_model(prep, scope)
+    add_workforce_cumulatives(m)
+    makespan = add_makespan(m, upper)
+    m.model.minimize(makespan)
+    m.hint(list(warm.placed.values()))
+    solver = _solver(options, options.remaining() - 0.1)
+    if options.relative_gap_limit:
+        solver.parameters.relative_gap_limit = options.relative_gap_limit
+    status = solver.solve(m.model, _Reporter(options, "makespan"))
+    occ = warm
+    plan_status: Literal["optimal", "feasible", "fallback"] = "fallback"
+    bound = 0
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        bound = int(solver.best_objective_bound)
+        found = Occupancy(prep)
+        for p in m.placements(solver):
+            found.place(p)
+        if _makespan(found) <= upper:
+            occ = found
+            plan_status = "optimal" if status == cp_model.OPTIMAL else "feasible"
+    plan = build_plan(
+        prep,
+        occ.assignments(),
+        status=plan_status,
+        method="cp-sat-makespan",
+        bound=bound,
+        seconds=options.elapsed(),
+    )
+    if not plan.checked:
+        fallback = build_plan(
+            prep, warm.assignments(), status="fallback", method="list", bound=bound
+        )
+        if not fallback.checked:
+            from scheduling.check import check_plan
+
+            raise InvalidPlan(check_plan(instance, fallback))
+        return fallback
+    return plan
+
+
+__all__ = ["Placement", "lexicographic_key", "scope_for", "solve", "warm_start"]
