@@ -114,13 +114,13 @@ def vtimezone_lines(tz_name: str, first_year: int, last_year: int) -> tuple[str,
     # what applies before the first observance (southern summers came out an hour off).
     kind = "DAYLIGHT" if initial.dst else "STANDARD"
     offset = utc_offset(initial.offset)
-    begin = datetime(first_year, 1, 1) if transitions else datetime(1970, 1, 1)
+    begin = f"{first_year:04d}0101T000000" if transitions else "19700101T000000"
     lines += [
         f"BEGIN:{kind}",
         f"TZOFFSETFROM:{offset}",
         f"TZOFFSETTO:{offset}",
         f"TZNAME:{initial.name}",
-        f"DTSTART:{local_stamp(begin)}",
+        f"DTSTART:{begin}",
         f"END:{kind}",
     ]
     if not transitions:

@@ -41,7 +41,7 @@ WEEKLY_START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin 
 
 
 def weekly_berlin(**overrides: Any) -> BookingRecord:
-    """Every Monday 10:00–11:30 Europe/Berlin through 2025; 7 April cancelled."""
+    """Every Monday 10:00 to 11:30 Europe/Berlin through 2025; 7 April cancelled."""
     recurrence = overrides.pop(
         "recurrence",
         Recurrence(

@@ -27,10 +27,10 @@ NODE_DIR = Path(__file__).parent / "node"
 CANCELLED = datetime(2025, 4, 7, 8, 0, tzinfo=UTC)
 
 
-def weekly_instants(zone: str, first_local: datetime, until_year: int) -> list[datetime]:
-    """UTC instants of the same wall-clock time each week in ``zone`` through ``until_year``."""
+def weekly_instants(zone: str, first: tuple[int, int, int, int], until_year: int) -> list[datetime]:
+    """UTC instants of one wall-clock time (y, m, d, hour) weekly in ``zone`` to ``until_year``."""
     tz = ZoneInfo(zone)
-    day = first_local.replace(tzinfo=tz)
+    day = datetime(*first, tzinfo=tz)
     out = []
     while day.year <= until_year:
         out.append(day.astimezone(UTC))
@@ -39,7 +39,7 @@ def weekly_instants(zone: str, first_local: datetime, until_year: int) -> list[d
 
 
 EXPECTED_BERLIN = [
-    t for t in weekly_instants("Europe/Berlin", datetime(2025, 1, 6, 10), 2025) if t != CANCELLED
+    t for t in weekly_instants("Europe/Berlin", (2025, 1, 6, 10), 2025) if t != CANCELLED
 ]
 
 
@@ -76,8 +76,8 @@ def body_with_series() -> bytes:
 
 EXPECTED = {
     "weekly-calibration@copool.test": EXPECTED_BERLIN,
-    "nyc@copool.test": weekly_instants("America/New_York", datetime(2025, 1, 6, 10), 2025),
-    "sydney@copool.test": weekly_instants("Australia/Sydney", datetime(2025, 1, 6, 10), 2025),
+    "nyc@copool.test": weekly_instants("America/New_York", (2025, 1, 6, 10), 2025),
+    "sydney@copool.test": weekly_instants("Australia/Sydney", (2025, 1, 6, 10), 2025),
 }
 
 
