@@ -1,13 +1,13 @@
 """Domain exceptions of the app; ``app.problems`` maps each to an HTTP status in one table.
 
-    CopoolError
-    ├── NotFound            the object does not exist, or the actor may not know it exists
-    ├── NotAuthenticated    no valid API key
-    ├── PermissionDenied    the actor's roles do not allow the action
-    ├── InvalidInput        a value breaks a domain rule (names the field)
-    ├── Conflict            the change clashes with the current state (duplicate, overlap, retired)
-    ├── IdempotencyMismatch the same Idempotency-Key was sent with another request
-    └── Busy                the database is locked for longer than the configured timeout
+CopoolError
+├── NotFound            the object does not exist, or the actor may not know it exists
+├── NotAuthenticated    no valid API key
+├── PermissionDenied    the actor's roles do not allow the action
+├── InvalidInput        a value breaks a domain rule (names the field)
+├── Conflict            the change clashes with the current state (duplicate, overlap, retired)
+├── IdempotencyMismatch the same Idempotency-Key was sent with another request
+└── Busy                the database is locked for longer than the configured timeout
 """
 
 from __future__ import annotations

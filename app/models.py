@@ -6,7 +6,15 @@ from app.agreements.models import AgreementItem, SharingAgreement
 from app.audit.models import AuditEvent
 from app.auth.models import ApiKey, User
 from app.base import metadata
-from app.catalog.models import Device, DeviceType, Expert, ExpertSkill, Resource, Skill, Unavailability
+from app.catalog.models import (
+    Device,
+    DeviceType,
+    Expert,
+    ExpertSkill,
+    Resource,
+    Skill,
+    Unavailability,
+)
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.units.models import Unit
 

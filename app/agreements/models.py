@@ -65,9 +65,7 @@ class SharingAgreement(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     terminated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
-    items: Mapped[list[AgreementItem]] = relationship(
-        lazy="raise", cascade="all, delete-orphan"
-    )
+    items: Mapped[list[AgreementItem]] = relationship(lazy="raise", cascade="all, delete-orphan")
 
 
 class AgreementItem(Base):

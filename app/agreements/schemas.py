@@ -1,0 +1,118 @@
+"""API shapes of sharing agreements."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from app.agreements.models import AgreementScope
+from app.schemas import CurrencyCode, IsoDate, MinorUnits, Schema, Text
+
+
+class RateCardEntry(Schema):
+    """A price under the agreement: the most specific matching entry wins."""
+
+    target: Literal["default", "resource", "skill", "device_type"]
+    target_id: uuid.UUID | None = None
+    hourly_rate: MinorUnits = 0
+    daily_rate: MinorUnits = 0
+
+    @field_validator("target_id")
+    @classmethod
+    def _target_id(cls, value: uuid.UUID | None, info) -> uuid.UUID | None:  # type: ignore[no-untyped-def]
+        target = info.data.get("target")
+        if target == "default" and value is not None:
+            raise ValueError("a default entry has no target_id")
+        if target not in (None, "default") and value is None:
+            raise ValueError(f"a {target} entry needs target_id")
+        return value
+
+
+class AgreementCreate(Schema):
+    """Lender → borrower: what may be borrowed, on what terms, for how long."""
+
+    lender_unit_id: uuid.UUID
+    borrower_unit_id: uuid.UUID
+    scope: AgreementScope
+    resource_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    skill_ids: list[uuid.UUID] = Field(default_factory=list, max_length=200)
+    device_type_ids: list[uuid.UUID] = Field(default_factory=list, max_length=200)
+    requires_approval: bool = True
+    hours_per_month_cap: int | None = Field(default=None, ge=0, le=744)
+    currency: CurrencyCode = "EUR"
+    rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=500)
+    cancellation_fee: MinorUnits = 0
+    valid_from: IsoDate
+    valid_until: IsoDate | None = None
+    notes: Text = ""
+
+    @field_validator("borrower_unit_id")
+    @classmethod
+    def _distinct(cls, value: uuid.UUID, info) -> uuid.UUID:  # type: ignore[no-untyped-def]
+        if value == info.data.get("lender_unit_id"):
+            raise ValueError("a unit cannot lend to itself")
+        return value
+
+    @field_validator("valid_until")
+    @classmethod
+    def _period(cls, value: date | None, info) -> date | None:  # type: ignore[no-untyped-def]
+        start = info.data.get("valid_from")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before valid_from")
+        return value
+
+    @model_validator(mode="after")
+    def _scope_items(self) -> AgreementCreate:
+        check_scope(self.scope, self.resource_ids, self.skill_ids, self.device_type_ids)
+        return self
+
+
+def check_scope(
+    scope: AgreementScope,
+    resource_ids: list[uuid.UUID],
+    skill_ids: list[uuid.UUID],
+    device_type_ids: list[uuid.UUID],
+) -> None:
+    """The listed items must match the scope kind."""
+    if scope == AgreementScope.ALL and (resource_ids or skill_ids or device_type_ids):
+        raise ValueError("scope 'all' lists no resources, skills or device types")
+    if scope == AgreementScope.RESOURCES and (not resource_ids or skill_ids or device_type_ids):
+        raise ValueError("scope 'resources' lists resource_ids only")
+    if scope == AgreementScope.CATEGORIES and (resource_ids or not (skill_ids or device_type_ids)):
+        raise ValueError("scope 'categories' lists skill_ids and/or device_type_ids only")
+
+
+class AgreementUpdate(Schema):
+    """Terms that can change while an agreement runs (scope changes need a new agreement)."""
+
+    requires_approval: bool | None = None
+    hours_per_month_cap: int | None = Field(default=None, ge=0, le=744)
+    rate_card: list[RateCardEntry] | None = Field(default=None, max_length=500)
+    cancellation_fee: MinorUnits | None = None
+    valid_until: IsoDate | None = None
+    notes: Text | None = None
+
+
+class AgreementRead(Schema):
+    """A sharing agreement."""
+
+    id: uuid.UUID
+    lender_unit_id: uuid.UUID
+    borrower_unit_id: uuid.UUID
+    scope: AgreementScope
+    resource_ids: list[uuid.UUID]
+    skill_ids: list[uuid.UUID]
+    device_type_ids: list[uuid.UUID]
+    requires_approval: bool
+    hours_per_month_cap: int | None
+    currency: str
+    rate_card: list[RateCardEntry]
+    cancellation_fee: int
+    valid_from: date
+    valid_until: date | None
+    notes: str
+    terminated_at: datetime | None
+    active: bool

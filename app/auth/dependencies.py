@@ -1,0 +1,24 @@
+"""Resolving the bearer token of a request into an ``Actor``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from sqlalchemy.orm import Session
+
+from app.auth.actor import Actor
+from app.auth.services import authenticate
+from app.errors import NotAuthenticated
+from app.settings import Settings
+
+
+def provide_actor(
+    request: Request[Any, Any, Any], db_session: Session, settings: Settings
+) -> Actor:
+    """The caller, from ``Authorization: Bearer <key>``; 401 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("send an API key as 'Authorization: Bearer <key>'")
+    return authenticate(db_session, token.strip(), touch_seconds=settings.api_key_touch_seconds)

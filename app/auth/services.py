@@ -1,0 +1,216 @@
+"""Users and API keys: authentication, issuing and revoking keys, managing users."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.audit.services import record, snapshot
+from app.auth.actor import Actor
+from app.auth.models import ApiKey, Role, User
+from app.auth.schemas import UserCreate, UserUpdate
+from app.base import utcnow
+from app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from app.units.models import Unit
+
+TOKEN_PREFIX = "cpl_"
+_GRANTABLE_BY_MANAGER = {
+    Role.UNIT_MANAGER,
+    Role.RESOURCE_MANAGER,
+    Role.REQUESTER,
+    Role.PROJECT_LEAD,
+}
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token. Tokens carry 256 random bits, so a fast hash is enough."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(session: Session, token: str, *, touch_seconds: int = 60) -> Actor:
+    """The actor behind a bearer token; ``NotAuthenticated`` when unknown, revoked or inactive."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise NotAuthenticated("unknown API key")
+    row = session.execute(
+        select(ApiKey, User)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.token_sha256 == hash_token(token))
+    ).first()
+    if row is None:
+        raise NotAuthenticated("unknown API key")
+    key, user = row
+    if key.revoked_at is not None:
+        raise NotAuthenticated("this API key was revoked")
+    if not user.active:
+        raise NotAuthenticated("this user is deactivated")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= timedelta(seconds=touch_seconds):
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    return Actor(
+        user_id=user.id,
+        unit_id=user.unit_id,
+        roles=frozenset(Role(r) for r in user.roles),
+        name=user.name,
+    )
+
+
+def _check_grant(actor: Actor, unit_id: uuid.UUID, roles: list[Role]) -> None:
+    if actor.is_admin:
+        return
+    if not actor.manages_unit(unit_id, Role.UNIT_MANAGER):
+        raise PermissionDenied("managing users needs the role unit_manager in that unit, or admin")
+    forbidden = sorted(r.value for r in set(roles) - _GRANTABLE_BY_MANAGER)
+    if forbidden:
+        raise PermissionDenied(f"only an admin may grant {', '.join(forbidden)}")
+
+
+def _visible_user(session: Session, actor: Actor, user_id: uuid.UUID) -> User:
+    user = session.get(User, user_id)
+    if user is None or not (
+        actor.sees_everything
+        or user.id == actor.user_id
+        or actor.manages_unit(user.unit_id, Role.UNIT_MANAGER)
+    ):
+        raise NotFound("no such user")
+    return user
+
+
+def create_user(session: Session, actor: Actor, data: UserCreate) -> User:
+    """Create a user in a unit (admins anywhere; unit managers in their own unit)."""
+    _check_grant(actor, data.unit_id, data.roles)
+    unit = session.get(Unit, data.unit_id)
+    if unit is None or unit.retired_at is not None:
+        raise InvalidInput("unit_id: no such active unit", field="unit_id")
+    email = data.email.lower()
+    if session.scalar(select(func.count()).where(User.email == email)):
+        raise Conflict("email: a user with this email exists", field="email")
+    user = User(
+        unit_id=data.unit_id,
+        name=data.name,
+        email=email,
+        roles=sorted({r.value for r in data.roles}),
+        active=True,
+    )
+    session.add(user)
+    session.flush()
+    record(session, actor, "user.create", user, unit_id=user.unit_id, after=snapshot(user))
+    return user
+
+
+def get_user(session: Session, actor: Actor, user_id: uuid.UUID) -> User:
+    """One user the actor may see (themselves, their unit's users if manager, or all if admin)."""
+    return _visible_user(session, actor, user_id)
+
+
+def list_users(
+    session: Session,
+    actor: Actor,
+    *,
+    limit: int,
+    offset: int,
+    unit_id: uuid.UUID | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> tuple[list[User], int]:
+    """Users the actor may see, filtered."""
+    query = select(User)
+    if not actor.sees_everything:
+        if Role.UNIT_MANAGER in actor.roles:
+            query = query.where(User.unit_id == actor.unit_id)
+        else:
+            query = query.where(User.id == actor.user_id)
+    if unit_id is not None:
+        query = query.where(User.unit_id == unit_id)
+    if active is not None:
+        query = query.where(User.active == active)
+    users = list(session.scalars(query.order_by(User.name, User.id)).all())
+    if role is not None:
+        # Roles live in a JSON list; filter here (user lists are small).
+        users = [u for u in users if role.value in u.roles]
+    return users[offset : offset + limit], len(users)
+
+
+def update_user(session: Session, actor: Actor, user_id: uuid.UUID, data: UserUpdate) -> User:
+    """Change a user's name, roles or active flag."""
+    user = _visible_user(session, actor, user_id)
+    new_roles = data.roles if data.roles is not None else [Role(r) for r in user.roles]
+    _check_grant(actor, user.unit_id, new_roles if data.roles is not None else [])
+    if user.id == actor.user_id and data.active is False:
+        raise InvalidInput("active: you cannot deactivate yourself", field="active")
+    before = snapshot(user)
+    if data.name is not None:
+        user.name = data.name
+    if data.roles is not None:
+        user.roles = sorted({r.value for r in data.roles})
+    if data.active is not None:
+        user.active = data.active
+    session.flush()
+    record(
+        session,
+        actor,
+        "user.update",
+        user,
+        unit_id=user.unit_id,
+        before=before,
+        after=snapshot(user),
+    )
+    return user
+
+
+def _may_manage_keys_of(actor: Actor, user: User) -> bool:
+    return user.id == actor.user_id or actor.manages_unit(user.unit_id, Role.UNIT_MANAGER)
+
+
+def issue_key(
+    session: Session, actor: Actor, user_id: uuid.UUID, name: str = ""
+) -> tuple[ApiKey, str]:
+    """A new API key for a user; the token is returned once and only its hash is kept."""
+    user = _visible_user(session, actor, user_id)
+    if not _may_manage_keys_of(actor, user):
+        raise PermissionDenied("issuing keys for another user needs unit_manager or admin")
+    if not user.active:
+        raise Conflict("user_id: the user is deactivated", field="user_id")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(user_id=user.id, name=name, prefix=token[:12], token_sha256=hash_token(token))
+    session.add(key)
+    session.flush()
+    record(session, actor, "api_key.issue", key, unit_id=user.unit_id, after=snapshot(key))
+    return key, token
+
+
+def list_keys(session: Session, actor: Actor, user_id: uuid.UUID) -> list[ApiKey]:
+    """A user's keys (without secrets)."""
+    user = _visible_user(session, actor, user_id)
+    if not (_may_manage_keys_of(actor, user) or actor.sees_everything):
+        raise NotFound("no such user")
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at))
+    )
+
+
+def revoke_key(session: Session, actor: Actor, key_id: uuid.UUID, reason: str = "") -> ApiKey:
+    """Revoke a key at once; revoking twice is harmless."""
+    key = session.get(ApiKey, key_id)
+    user = session.get(User, key.user_id) if key else None
+    if key is None or user is None or not (actor.is_admin or _may_manage_keys_of(actor, user)):
+        raise NotFound("no such API key")
+    if key.revoked_at is None:
+        before = snapshot(key)
+        key.revoked_at = utcnow()
+        session.flush()
+        record(
+            session,
+            actor,
+            "api_key.revoke",
+            key,
+            unit_id=user.unit_id,
+            before=before,
+            after=snapshot(key),
+            reason=reason,
+        )
+    return key

@@ -1,0 +1,184 @@
+"""The ``copool`` command: serve, migrate, seed the demo, manage users and API keys."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+from sqlalchemy import select
+
+from app.auth import services as auth
+from app.auth.actor import SYSTEM
+from app.auth.models import ApiKey, Role, User
+from app.auth.schemas import UserCreate
+from app.db import make_engine, make_session_factory, session_scope
+from app.errors import CopoolError
+from app.settings import get_settings
+from app.units.models import Unit
+
+
+def _scope():  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    return session_scope(make_session_factory(make_engine(settings.database_url)))
+
+
+@click.group()
+def main() -> None:
+    """copool: shared experts, devices and funds across joint projects."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default COPOOL_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default COPOOL_PORT).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default COPOOL_WORKERS).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from app.migrate import upgrade
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        from pathlib import Path
+
+        path = settings.database_url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url, revision)
+
+
+@main.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database has data.")
+def seed_demo(if_empty: bool) -> None:
+    """Fill the database with the demo and write the admin's key to var/demo-admin.key."""
+    from app.seed import database_is_empty
+    from app.seed import seed_demo as seed
+
+    settings = get_settings()
+    with _scope() as session:
+        if not database_is_empty(session):
+            if if_empty:
+                click.echo(f"database has data; demo not seeded (admin key: {settings.demo_key_path})")
+                return
+            raise click.ClickException("the database is not empty")
+        result = seed(session)
+    settings.demo_key_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.demo_key_path.write_text(result.admin_token + "\n")
+    settings.demo_key_path.chmod(0o600)
+    click.echo(
+        f"demo seeded: {result.units} units, {result.experts} experts, {result.devices} devices, "
+        f"{result.projects} projects"
+    )
+    click.echo(f"demo admin API key (shown once, also in {settings.demo_key_path}):")
+    click.echo(result.admin_token)
+
+
+@main.group()
+def units() -> None:
+    """Units."""
+
+
+@units.command("create")
+@click.option("--name", required=True)
+@click.option("--code", required=True)
+def units_create(name: str, code: str) -> None:
+    """Create a unit (to bootstrap a new installation)."""
+    from app.units.schemas import UnitCreate
+    from app.units.services import create_unit
+
+    with _scope() as session:
+        unit = create_unit(session, SYSTEM, UnitCreate(name=name, code=code))
+        click.echo(str(unit.id))
+
+
+@main.group()
+def users() -> None:
+    """Users."""
+
+
+@users.command("create")
+@click.option("--unit", "unit_code", required=True, help="Unit code, e.g. FEA.")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice([r.value for r in Role]), help="Repeat for several roles.")
+def users_create(unit_code: str, name: str, email: str, roles: tuple[str, ...]) -> None:
+    """Create a user; prints the user's id."""
+    with _scope() as session:
+        unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+        if unit is None:
+            raise click.ClickException(f"no unit with code {unit_code!r}")
+        user = auth.create_user(session, SYSTEM, UserCreate(
+            unit_id=unit.id, name=name, email=email, roles=[Role(r) for r in roles]))
+        click.echo(str(user.id))
+
+
+@main.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("issue")
+@click.option("--email", required=True, help="The user's email.")
+@click.option("--name", default="", help="A label for the key.")
+def keys_issue(email: str, name: str) -> None:
+    """Issue an API key; the token is printed once and never stored."""
+    with _scope() as session:
+        user = session.scalar(select(User).where(User.email == email.lower()))
+        if user is None:
+            raise click.ClickException(f"no user with email {email!r}")
+        key, token = auth.issue_key(session, SYSTEM, user.id, name)
+        click.echo(f"key id: {key.id}", err=True)
+        click.echo(token)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--reason", default="")
+def keys_revoke(key_id: str, reason: str) -> None:
+    """Revoke an API key by its id (or by its printed prefix)."""
+    with _scope() as session:
+        try:
+            ident = uuid.UUID(key_id)
+        except ValueError:
+            found = session.scalar(select(ApiKey.id).where(ApiKey.prefix == key_id))
+            if found is None:
+                raise click.ClickException(f"no key {key_id!r}") from None
+            ident = found
+        auth.revoke_key(session, SYSTEM, ident, reason)
+        click.echo(f"revoked {ident}")
+
+
+def run() -> None:
+    """Entry point that turns domain errors into a one-line message."""
+    try:
+        main()
+    except CopoolError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

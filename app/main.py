@@ -1,0 +1,104 @@
+"""The Litestar application: routes, session handling, auth, errors, OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    SQLAlchemyPlugin,
+    SQLAlchemySyncConfig,
+    SyncSessionConfig,
+)
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from app.agreements.controllers import AgreementController
+from app.audit.controllers import AuditController
+from app.auth.controllers import ApiKeyController, UserController
+from app.auth.dependencies import provide_actor
+from app.catalog.controllers import (
+    DeviceController,
+    DeviceTypeController,
+    ExpertController,
+    SkillController,
+)
+from app.db import make_engine
+from app.problems import EXCEPTION_HANDLERS
+from app.projects.controllers import ProjectController
+from app.settings import Settings, get_settings
+from app.units.controllers import UnitController
+
+
+@get("/health", sync_to_thread=False, tags=["service"], summary="Liveness")
+def health() -> dict[str, str]:
+    """Answers while the process is up; no database access, no auth."""
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the app for ``settings`` (from the environment when not given)."""
+    settings = settings or get_settings()
+    logging.getLogger("copool").setLevel(settings.log_level)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    db = SQLAlchemySyncConfig(
+        engine_instance=engine,
+        session_config=SyncSessionConfig(expire_on_commit=False, autoflush=False),
+        before_send_handler="autocommit",
+        set_default_exception_handler=False,
+    )
+
+    def provide_settings() -> Settings:
+        return settings
+
+    app = Litestar(
+        route_handlers=[
+            health,
+            UnitController,
+            UserController,
+            ApiKeyController,
+            SkillController,
+            DeviceTypeController,
+            ExpertController,
+            DeviceController,
+            AgreementController,
+            ProjectController,
+            AuditController,
+        ],
+        dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "actor": Provide(provide_actor, sync_to_thread=True),
+        },
+        plugins=[SQLAlchemyPlugin(config=db)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="copool",
+            version="0.1.0",
+            description="Shared experts, devices and funds across joint projects of government units.",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", description="API key")
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=settings.debug,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    return app
+
+
+def app_factory() -> Litestar:
+    """Entry point for ``uvicorn --factory app.main:app_factory``."""
+    return create_app()
+
+
+__all__: list[Any] = ["app_factory", "create_app"]

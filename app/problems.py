@@ -1,0 +1,153 @@
+"""RFC 9457 problem details: the one place where errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from app import errors
+
+log = logging.getLogger("copool")
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS: dict[type[errors.CopoolError], int] = {
+    errors.NotFound: 404,
+    errors.NotAuthenticated: 401,
+    errors.PermissionDenied: 403,
+    errors.InvalidInput: 400,
+    errors.Conflict: 409,
+    errors.IdempotencyMismatch: 422,
+    errors.Busy: 503,
+}
+"""Domain exception → HTTP status. Business code never raises an HTTP exception."""
+
+
+class FieldError(BaseModel):
+    """One input problem: where (``field``, a dotted path) and what."""
+
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object, with copool's extension members."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    field: str | None = None
+    errors: list[FieldError] = []
+    conflicts: list[dict[str, Any]] = []
+
+
+def problem_response(status: int, title: str, detail: str, **members: Any) -> Response[Any]:
+    """A problem details response."""
+    body = Problem(title=title, status=status, detail=detail, **members).model_dump(
+        mode="json", exclude_defaults=False
+    )
+    headers = {"WWW-Authenticate": 'Bearer realm="copool"'} if status == 401 else None
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _domain(_: Request[Any, Any, Any], exc: errors.CopoolError) -> Response[Any]:
+    status = next(code for cls, code in STATUS.items() if isinstance(exc, cls))
+    members: dict[str, Any] = {}
+    if exc.field:
+        members["field"] = exc.field
+        members["errors"] = [FieldError(field=exc.field, message=exc.detail)]
+    if "conflicts" in exc.extra:
+        members["conflicts"] = exc.extra["conflicts"]
+    return problem_response(status, exc.title, exc.detail, **members)
+
+
+def _field_name(item: dict[str, Any]) -> str:
+    key = item.get("key") or ""
+    source = item.get("source")
+    if source and source != "body" and key:
+        return f"{source}.{key}"
+    return str(key) or "body"
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    items = [
+        FieldError(field=_field_name(e), message=str(e.get("message", "")))
+        for e in extra
+        if isinstance(e, dict)
+    ]
+    detail = "; ".join(f"{i.field}: {i.message}" for i in items) or str(exc.detail)
+    return problem_response(
+        400, "Invalid input", detail, field=items[0].field if items else None, errors=items
+    )
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    title = exc.detail if isinstance(exc, NotFoundException) else type(exc).__name__
+    return problem_response(exc.status_code, str(title), str(exc.detail))
+
+
+def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+    # A constraint the services did not foresee caught a conflicting write: never a 500.
+    log.warning("integrity error mapped to 409: %s", exc.orig)
+    return problem_response(409, "Conflict", "the change conflicts with existing data")
+
+
+def _operational(_: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
+    if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+        return problem_response(503, "Service busy", "the database is busy; retry shortly")
+    log.exception("database error", exc_info=exc)
+    return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "database error")
+
+
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "unexpected error")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    errors.CopoolError: _domain,
+    ValidationException: _validation,
+    HTTPException: _http,
+    IntegrityError: _integrity,
+    OperationalError: _operational,
+    Exception: _unexpected,
+}
+
+_DESCRIPTIONS = {
+    400: "Invalid input: the problem names the field at fault",
+    401: "Missing, unknown or revoked API key",
+    403: "The caller's roles do not allow this",
+    404: "No such object, or not visible to the caller",
+    409: "Conflicts with the current state",
+    422: "Idempotency-Key reused with a different request",
+    503: "Database busy; retry",
+}
+
+
+def problems(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem statuses a route can answer with."""
+    return {
+        code: ResponseSpec(
+            data_container=Problem, description=_DESCRIPTIONS[code], media_type=PROBLEM_JSON
+        )
+        for code in codes
+    }
+
+
+READ = problems(400, 401, 404)
+"""Statuses of an authenticated read of one object."""
+LIST = problems(400, 401, 403)
+"""Statuses of an authenticated list."""
+WRITE = problems(400, 401, 403, 404, 409, 422, 503)
+"""Statuses of an authenticated change."""
+
+__all__ = ["EXCEPTION_HANDLERS", "LIST", "PROBLEM_JSON", "READ", "WRITE", "MediaType", "problems"]
