@@ -3,7 +3,8 @@
 Pure functions over plain records: no database, no web code. The app calls
 
 - :func:`render_feed` to produce a feed body,
-- :func:`feed_version` (ETag + Last-Modified) to answer 304 without rendering,
+- :func:`feed_etag` / :func:`feed_last_modified` (or both: :func:`feed_version`) to answer
+  304 without rendering,
 - :func:`next_sequence` when it saves a changed booking,
 - :func:`parse_busy` to turn an uploaded calendar into busy intervals.
 """
@@ -17,7 +18,14 @@ from calendars.errors import (
     TooManyOccurrences,
     UnknownTimeZone,
 )
-from calendars.feed import FeedVersion, feed_fingerprint, feed_version, render_feed
+from calendars.feed import (
+    FeedVersion,
+    feed_etag,
+    feed_fingerprint,
+    feed_last_modified,
+    feed_version,
+    render_feed,
+)
 from calendars.records import BookingRecord, BookingStatus, BusyInterval, FeedSpec, Recurrence
 from calendars.sequence import next_sequence, sequence_must_rise
 
@@ -35,7 +43,9 @@ __all__ = [
     "Recurrence",
     "TooManyOccurrences",
     "UnknownTimeZone",
+    "feed_etag",
     "feed_fingerprint",
+    "feed_last_modified",
     "feed_version",
     "next_sequence",
     "parse_busy",

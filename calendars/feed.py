@@ -7,13 +7,14 @@ computed without rendering changes exactly when the rendered bytes may change.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from calendars.errors import InvalidFeedInput
 from calendars.icstext import content, duration, escape_text, local_stamp, utc_stamp
-from calendars.records import BookingRecord, BookingStatus, FeedSpec, _utc, zone
+from calendars.records import _ONE_US, BookingRecord, BookingStatus, FeedSpec, _micros, _utc, zone
 from calendars.timezones import vtimezone_lines
 
 PRODID = "-//copool//calendars 1//EN"
@@ -54,51 +55,62 @@ class _Selection:
     zones: tuple[str, ...]
     first_year: int
     last_year: int
-    changed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """The feed's window and grace period at ``now``, in microseconds since the epoch."""
+
+    now: datetime
+    window_start: datetime
+    window_end: datetime
+    now_us: int
+    start_us: int
+    end_us: int
+    grace_us: int
+
+    @classmethod
+    def at(cls, feed: FeedSpec, now: datetime) -> _Bounds:
+        now = _utc(now, "now")
+        start, end = feed.window(now)
+        return cls(
+            now,
+            start,
+            end,
+            _micros(now),
+            _micros(start),
+            _micros(end),
+            feed.cancelled_grace // _ONE_US,
+        )
+
+    def shows(self, b: BookingRecord) -> bool:
+        """Whether the feed shows ``b``: in the window, and not withdrawn past the grace."""
+        return (
+            b.withdrawn_us + self.grace_us > self.now_us
+            and b.start_us < self.end_us
+            and b.last_end_us > self.start_us
+        )
 
 
 def _select(feed: FeedSpec, bookings: Iterable[BookingRecord], now: datetime) -> _Selection:
     """The bookings a feed shows at ``now``, in output order, and the zones it needs."""
-    now = _utc(now, "now")
-    window_start, window_end = feed.window(now)
-    grace = feed.cancelled_grace
-    back, ahead = feed.window_back, feed.window_ahead
+    bounds = _Bounds.at(feed, now)
     kept: list[BookingRecord] = []
     seen: set[str] = set()
-    changes: list[datetime] = []  # instants ≤ now at which some booking entered or left
-
     for b in bookings:
         if b.uid in seen:
             raise InvalidFeedInput(f"booking uid {b.uid!r} appears twice in one feed")
         seen.add(b.uid)
-        withdrawn = b.withdrawn_at
-        if withdrawn is not None and withdrawn + grace <= now:
-            changes.append(withdrawn + grace)
-            continue
-        if b.start >= window_end:
-            continue
-        last_end: datetime | None = b.end
-        if b.recurrence is not None:
-            if b.recurrence.until is None:
-                last_end = None
-            else:
-                last_end = b.recurrence.until + (b.end - b.start)
-        if last_end is not None and last_end <= window_start:
-            changes.append(last_end + back)
-            continue
-        kept.append(b)
-        changes.append(b.last_modified)
-        changes.append(b.start - ahead)  # when it came into the window
-
+        if bounds.shows(b):
+            kept.append(b)
     kept.sort(key=lambda b: (b.start, b.uid))
     zones = {feed.display_tz}
-    first_year = window_start.year
+    first_year = bounds.window_start.year
     for b in kept:
         if b.recurrence is not None:
             zones.add(b.recurrence.tzid)
             first_year = min(first_year, b.start.year)
-    changed_at = max((c for c in changes if c <= now), default=None)
-    return _Selection(kept, tuple(sorted(zones)), first_year - 1, window_end.year + 1, changed_at)
+    return _Selection(kept, tuple(sorted(zones)), first_year - 1, bounds.window_end.year + 1)
 
 
 def _event_lines(b: BookingRecord, out: list[str]) -> None:
@@ -168,32 +180,69 @@ def render_feed(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datet
     return content(lines)
 
 
+def feed_fingerprint(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime) -> str:
+    """A hex digest that changes whenever :func:`render_feed` may give other bytes.
+
+    It covers the feed's settings, the window's years and each shown booking's
+    :attr:`~BookingRecord.version_key` (uid, sequence, last_modified, status, privacy), so
+    ``last_modified`` must advance whenever anything shown of a booking changes. It is a
+    single pass without rendering or sorting: records passed in another order may give
+    another fingerprint (a needless 200, never a wrong 304), so keep the order stable.
+    """
+    bounds = _Bounds.at(feed, now)
+    grace, now_us, start_us, end_us = bounds.grace_us, bounds.now_us, bounds.start_us, bounds.end_us
+    # The same test as _Bounds.shows, inlined: this loop is the whole cost of a 304.
+    keys = [
+        b.version_key
+        for b in bookings
+        if b.withdrawn_us + grace > now_us and b.start_us < end_us and b.last_end_us > start_us
+    ]
+    h = hashlib.blake2b(digest_size=16)
+    years = f"{bounds.window_start.year}\x1e{bounds.window_end.year}"
+    h.update(f"{FORMAT_VERSION}\x1e{feed!r}\x1e{years}\x1e".encode())
+    h.update("".join(keys).encode())
+    return h.hexdigest()
+
+
+def feed_etag(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime) -> str:
+    """The strong ETag header value (quotes included) for :func:`feed_fingerprint`."""
+    return f'"{feed_fingerprint(feed, bookings, now=now)}"'
+
+
+def feed_last_modified(
+    feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime
+) -> datetime | None:
+    """Latest instant ≤ ``now`` at which the feed's content changed, as far as ``bookings``
+    tell: a shown booking's last change or entry into the window, or a booking's leaving
+    it (grace over, or ended). None if nothing ever showed. Pass recently departed bookings
+    too if Last-Modified should see them leave; the ETag never depends on that."""
+    bounds = _Bounds.at(feed, now)
+    now = bounds.now
+    latest: datetime | None = None
+    for b in bookings:
+        if bounds.shows(b):
+            candidates = [b.last_modified, b.start - feed.window_ahead]
+        else:
+            candidates = []
+            withdrawn = b.withdrawn_at
+            if withdrawn is not None:
+                candidates.append(withdrawn + feed.cancelled_grace)
+            if b.last_end_us != math.inf and b.last_end_us <= bounds.start_us:
+                last_end = b.end
+                if b.recurrence is not None and b.recurrence.until is not None:
+                    last_end = b.recurrence.until + (b.end - b.start)
+                candidates.append(last_end + feed.window_back)
+        for c in candidates:
+            if c <= now and (latest is None or c > latest):
+                latest = c
+    return latest
+
+
 def feed_version(
     feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime
 ) -> FeedVersion:
-    """ETag and Last-Modified of the feed :func:`render_feed` would give, without rendering.
-
-    The fingerprint covers the feed's settings and each shown booking's uid, sequence,
-    last_modified, status and privacy; so ``last_modified`` must advance whenever anything
-    shown of a booking changes.
-    """
-    sel = _select(feed, bookings, now)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(
-        f"{FORMAT_VERSION}\x1e{feed!r}\x1e{sel.zones}\x1e{sel.first_year}\x1e{sel.last_year}\x1e".encode()
+    """ETag and Last-Modified together; see :func:`feed_fingerprint`, :func:`feed_last_modified`."""
+    bookings = list(bookings)
+    return FeedVersion(
+        feed_fingerprint(feed, bookings, now=now), feed_last_modified(feed, bookings, now=now)
     )
-    h.update(
-        "".join(
-            [
-                f"{b.uid}\x1f{b.sequence}\x1f{b.last_modified.timestamp()}\x1f{b.status.value}"
-                f"\x1f{int(b.busy_only)}\x1e"
-                for b in sel.bookings
-            ]
-        ).encode()
-    )
-    return FeedVersion(h.hexdigest(), sel.changed_at)
-
-
-def feed_fingerprint(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime) -> str:
-    """Just the fingerprint of :func:`feed_version` (hex, no quotes)."""
-    return feed_version(feed, bookings, now=now).fingerprint

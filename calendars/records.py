@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,6 +41,15 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise UnknownTimeZone(name) from exc
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def _micros(value: datetime) -> int:
+    """Microseconds since the epoch, exactly (floats lose microseconds far from 1970)."""
+    return (value - _EPOCH) // _ONE_US
 
 
 def _utc(value: datetime, what: str) -> datetime:
@@ -165,6 +175,16 @@ class BookingRecord:
     recurrence: Recurrence | None = None
     busy_only: bool = False
     """Privacy: show only a "Busy" block, without summary, description, location or resource."""
+    # Derived once, so the ETag of a 5,000-booking feed costs a single cheap pass (feed.py).
+    version_key: str = field(init=False, repr=False, compare=False, default="")
+    """What the ETag covers of this booking: uid, sequence, last change, status, privacy and,
+    for a series, its zone and start year (they pick the feed's VTIMEZONEs)."""
+    start_us: int = field(init=False, repr=False, compare=False, default=0)
+    """``start`` in microseconds since the epoch."""
+    last_end_us: float = field(init=False, repr=False, compare=False, default=0.0)
+    """End of the last occurrence in microseconds since the epoch (inf if open-ended)."""
+    withdrawn_us: float = field(init=False, repr=False, compare=False, default=0.0)
+    """:attr:`withdrawn_at` in microseconds since the epoch (inf while live)."""
 
     def __post_init__(self) -> None:
         if not self.uid or not self.uid.strip():
@@ -194,6 +214,27 @@ class BookingRecord:
             or self.sequence < 0
         ):
             raise InvalidFeedInput(f"{where}: sequence must be an integer ≥ 0")
+        self._derive()
+
+    def _derive(self) -> None:
+        rec = self.recurrence
+        series = f"\x1f{rec.tzid}\x1f{self.start.year}" if rec is not None else ""
+        key = (
+            f"{self.uid}\x1f{self.sequence}\x1f{_micros(self.last_modified)}"
+            f"\x1f{self.status.value}\x1f{int(self.busy_only)}{series}\x1e"
+        )
+        set_ = object.__setattr__
+        set_(self, "version_key", key)
+        set_(self, "start_us", _micros(self.start))
+        if rec is None:
+            last_end: float = _micros(self.end)
+        elif rec.until is None:
+            last_end = math.inf
+        else:
+            last_end = _micros(rec.until + (self.end - self.start))
+        set_(self, "last_end_us", last_end)
+        withdrawn = self.withdrawn_at
+        set_(self, "withdrawn_us", math.inf if withdrawn is None else _micros(withdrawn))
 
     @property
     def withdrawn_at(self) -> datetime | None:
