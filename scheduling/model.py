@@ -250,7 +250,7 @@ def add_lending_caps(m: AllocationModel) -> None:
     for k, loans in by_resource.items():
         cap = inst.resources[k].lending_cap
         assert cap is not None
-        m.model.add(sum(loans) <= cap - m.scope.lent[k])
+        m.model.add(sum(loans) <= max(0, cap - m.scope.lent[k]))
 
 
 def add_fairness(m: AllocationModel) -> cp_model.IntVar:

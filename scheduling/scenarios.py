@@ -1,0 +1,225 @@
+"""A published, seeded scenario generator for the allocation benchmark and tests.
+
+Units lend experts (skills at levels 1-5) and devices (types) to each other's projects.
+Time is in 15-minute slots by default; resources work Monday to Friday, 09:00-17:00
+(everything else is unavailability), some take leave, some devices have maintenance.
+
+Demand is concentrated on purpose: request skills and device types follow a Zipf law while
+supply of the popular ones is thin, so the busiest pools are asked for well over what they
+can give (`pool_pressure` measures it). Same seed, same scenario, on every machine.
+"""
+
+from __future__ import annotations
+
+import random
+
+from scheduling.eligibility import matches
+from scheduling.schemas import (
+    Agreement,
+    Instance,
+    Request,
+    Requirement,
+    Resource,
+    TimeSpan,
+)
+
+DAY_START_H, DAY_END_H = 9, 17
+
+
+def generate_scenario(
+    seed: int = 0,
+    *,
+    n_requests: int = 2000,
+    n_experts: int = 300,
+    n_devices: int = 60,
+    n_units: int = 12,
+    weeks: int = 4,
+    slot_minutes: int = 15,
+    n_skills: int = 16,
+    n_device_types: int = 8,
+    n_projects: int = 40,
+) -> Instance:
+    """A seeded allocation scenario (defaults: the issue's 2,000 x 300 x 60 x 12 x 4 weeks)."""
+    rng = random.Random(seed)
+    per_hour = 60 // slot_minutes
+    per_day = 24 * per_hour
+    horizon = weeks * 7 * per_day
+    work_lo, work_hi = DAY_START_H * per_hour, DAY_END_H * per_hour
+    workdays = [d for d in range(weeks * 7) if d % 7 < 5]
+    units = [f"unit{u:02d}" for u in range(n_units)]
+    skills = [f"skill{s:02d}" for s in range(n_skills)]
+    types = [f"type{t}" for t in range(n_device_types)]
+
+    off_hours = []
+    cursor = 0
+    for d in workdays:
+        start = d * per_day + work_lo
+        if start > cursor:
+            off_hours.append(TimeSpan(start=cursor, end=start))
+        cursor = d * per_day + work_hi
+    if cursor < horizon:
+        off_hours.append(TimeSpan(start=cursor, end=horizon))
+
+    def away(days: int) -> list[TimeSpan]:
+        """Off-hours plus `days` consecutive days of leave or maintenance."""
+        if days == 0:
+            return list(off_hours)
+        first = rng.choice(workdays)
+        leave = TimeSpan(start=first * per_day, end=min(horizon, (first + days) * per_day))
+        return _merge([*off_hours, leave])
+
+    # Popular skills (low index) are held by few experts: supply weights rise with the index.
+    supply = [0.25 + s for s in range(n_skills)]
+    resources: list[Resource] = []
+    for e in range(n_experts):
+        held: dict[str, int] = {}
+        for _ in range(rng.choice([1, 2, 2, 3])):
+            skill = rng.choices(skills, weights=supply)[0]
+            held[skill] = max(held.get(skill, 0), rng.choice([1, 2, 3, 3, 4, 5]))
+        resources.append(
+            Resource(
+                id=f"expert{e:03d}",
+                kind="expert",
+                home_unit=rng.choice(units),
+                skills=held,
+                unavailable=away(rng.choice([0, 0, 0, 0, 2, 5])),
+                lending_cap=(4 * 8 * per_hour * 5) if rng.random() < 0.3 else None,
+                cost_rate=rng.randrange(1500, 6000, 100),
+            )
+        )
+    type_supply = [0.5 + t for t in range(n_device_types)]
+    for v in range(n_devices):
+        resources.append(
+            Resource(
+                id=f"device{v:03d}",
+                kind="device",
+                home_unit=rng.choice(units),
+                # Two of each type first, so no type is missing entirely.
+                device_type=(
+                    types[v % n_device_types]
+                    if v < 2 * n_device_types
+                    else rng.choices(types, weights=type_supply)[0]
+                ),
+                unavailable=away(rng.choice([0, 0, 0, 1])),
+                cost_rate=rng.randrange(200, 2000, 50),
+            )
+        )
+
+    agreements = []
+    for lender in units:
+        for borrower in units:
+            if lender != borrower and rng.random() < 0.8:
+                agreements.append(
+                    Agreement(lender=lender, borrower=borrower, needs_approval=rng.random() < 0.2)
+                )
+
+    projects = [f"project{p:02d}" for p in range(n_projects)]
+    members = {p: rng.sample(units, k=min(len(units), rng.randint(2, 4))) for p in projects}
+    demand = [1.0 / (s + 1) ** 1.2 for s in range(n_skills)]
+    type_demand = [1.0 / (t + 1) ** 1.2 for t in range(n_device_types)]
+    requests: list[Request] = []
+    by_project: dict[str, list[str]] = {p: [] for p in projects}
+    arrivals = list(range(n_requests))
+    rng.shuffle(arrivals)
+    for q in range(n_requests):
+        project = rng.choice(projects)
+
+        def expert(quantity: int = 1) -> Requirement:
+            return Requirement(
+                skill=rng.choices(skills, weights=demand)[0],
+                min_level=rng.choice([1, 1, 2, 2, 3, 4]),
+                quantity=quantity,
+            )
+
+        def device() -> Requirement:
+            return Requirement(device_type=rng.choices(types, weights=type_demand)[0])
+
+        shape = rng.random()
+        if shape < 0.55:
+            needs = [expert()]
+        elif shape < 0.65:
+            needs = [expert(2)]
+        elif shape < 0.85:
+            needs = [expert(), device()]
+        elif shape < 0.95:
+            needs = [expert(), expert()]
+            if needs[0].skill == needs[1].skill:
+                needs = [needs[0].model_copy(update={"quantity": 2})]
+        else:
+            needs = [device()]
+        first = rng.randrange(len(workdays))
+        last = min(len(workdays) - 1, first + rng.choice([0, 1, 2, 4, 4, 9]))
+        after = []
+        if by_project[project] and rng.random() < 0.1:
+            after = [rng.choice(by_project[project])]
+        rid = f"req{q:04d}"
+        requests.append(
+            Request(
+                id=rid,
+                project=project,
+                unit=rng.choice(members[project]),
+                requirements=needs,
+                duration=rng.choice([2, 4, 4, 8, 8, 12, 16, 24, 32]) * per_hour // 4,
+                window_start=workdays[first] * per_day,
+                window_end=(workdays[last] + 1) * per_day,
+                priority=rng.choices([1, 2, 3, 4, 5], weights=[30, 30, 20, 15, 5])[0],
+                emergency=rng.random() < 0.01,
+                after=after,
+                arrival=arrivals[q],
+            )
+        )
+        by_project[project].append(rid)
+
+    # Budgets cover about 85% of what each project asks for at the average rate.
+    mean_rate = sum(r.cost_rate for r in resources) / len(resources)
+    asked: dict[str, float] = {}
+    for request in requests:
+        size = sum(q.quantity for q in request.requirements)
+        asked[request.project] = asked.get(request.project, 0) + size * request.duration * mean_rate
+    budgets = {p: int(0.85 * asked.get(p, 0)) for p in projects}
+    owned = {u: sum(r.home_unit == u for r in resources) for u in units}
+    median = sorted(owned.values())[len(units) // 2]
+    reciprocity = {u: 2 if owned[u] > median else 1 for u in units}
+    return Instance(
+        name=f"scenario-seed{seed}-{n_requests}x{n_experts}",
+        horizon=horizon,
+        slot_minutes=slot_minutes,
+        resources=resources,
+        requests=requests,
+        budgets=budgets,
+        reciprocity=reciprocity,
+        agreements=agreements,
+    )
+
+
+def pool_pressure(instance: Instance) -> dict[str, float]:
+    """Per requirement kind: requested resource-time / working time of resources that match.
+
+    Working time counts the horizon minus unavailability; > 1 means over-asked.
+    """
+    capacity: dict[str, int] = {}
+    asked: dict[str, int] = {}
+    for request in instance.requests:
+        for requirement in request.requirements:
+            label = requirement.skill or requirement.device_type or requirement.resource_id or ""
+            label = f"{label}>={requirement.min_level}" if requirement.skill else label
+            asked[label] = asked.get(label, 0) + requirement.quantity * request.duration
+            if label not in capacity:
+                capacity[label] = sum(
+                    instance.horizon - sum(s.end - s.start for s in res.unavailable)
+                    for res in instance.resources
+                    if matches(res, requirement)
+                )
+    return {k: asked[k] / capacity[k] if capacity[k] else float("inf") for k in asked}
+
+
+def _merge(spans: list[TimeSpan]) -> list[TimeSpan]:
+    spans = sorted(spans, key=lambda s: s.start)
+    out: list[TimeSpan] = []
+    for span in spans:
+        if out and span.start <= out[-1].end:
+            if span.end > out[-1].end:
+                out[-1] = TimeSpan(start=out[-1].start, end=span.end)
+        else:
+            out.append(span)
+    return out
