@@ -94,10 +94,13 @@ def upgrade() -> None:
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('conditional', sa.Boolean(), nullable=False),
     sa.Column('condition', sa.Text(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=200), nullable=False),
+    sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('created_at', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
     sa.CheckConstraint('amount > 0', name=op.f('ck_ledger_pledges_amount_positive')),
     sa.ForeignKeyConstraint(['ledger_id'], ['ledger_ledgers.id'], name=op.f('fk_ledger_pledges_ledger_id_ledger_ledgers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_pledges'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_pledges')),
+    sa.UniqueConstraint('ledger_id', 'idempotency_key', name=op.f('uq_ledger_pledges_ledger_id'))
     )
     with op.batch_alter_table('ledger_pledges', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ledger_pledges_ledger_id'), ['ledger_id'], unique=False)
