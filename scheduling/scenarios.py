@@ -38,6 +38,7 @@ def generate_scenario(
     n_skills: int = 16,
     n_device_types: int = 8,
     n_projects: int = 40,
+    emergency_rate: float = 0.0,
 ) -> Instance:
     """A seeded allocation scenario (defaults: the issue's 2,000 x 300 x 60 x 12 x 4 weeks)."""
     rng = random.Random(seed)
@@ -163,7 +164,7 @@ def generate_scenario(
                 window_start=workdays[first] * per_day,
                 window_end=(workdays[last] + 1) * per_day,
                 priority=rng.choices([1, 2, 3, 4, 5], weights=[30, 30, 20, 15, 5])[0],
-                emergency=rng.random() < 0.01,
+                emergency=rng.random() < emergency_rate,
                 after=after,
                 arrival=arrivals[q],
             )

@@ -159,9 +159,9 @@ def _solve_allocation(
     if strategy == "lns" or (strategy == "auto" and pairs > MONOLITHIC_PAIRS):
         from scheduling.lns import improve
 
-        occ, bound = improve(prep, warm, options)
+        improved, bound = improve(prep, warm, options)
+        occ: Occupancy | None = improved
         method, status = "lns", "feasible"
-        optimal = False
     else:
         occ, bound, optimal = _monolithic(prep, warm, options, completion_weight)
         method, status = "cp-sat", ("optimal" if optimal else "feasible")

@@ -54,7 +54,7 @@ def test_a_resource_does_one_thing_at_a_time() -> None:
 def test_windows_are_respected() -> None:
     inst = instance([expert()], [request(window_start=10, window_end=16, duration=4)])
     (a,) = solved(inst).assignments
-    assert 10 <= a.start and a.end <= 16
+    assert a.start >= 10 and a.end <= 16
 
 
 def test_unavailability_blocks_the_resource() -> None:

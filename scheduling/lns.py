@@ -1,0 +1,206 @@
+"""Large instances: large-neighbourhood search over the greedy plan, and a capacity bound.
+
+The monolithic model of a 2,000-request run does not pay off in a minute (presolve alone
+can take the limit). Instead, repeatedly: pick a left-out request, free the placed requests
+that hold its candidate resources inside its window (plus other left-out requests that want
+them), and re-solve just that neighbourhood exactly with everything else fixed. A
+neighbourhood's solution is kept when it serves at least as much weight, so the plan never
+gets worse than the greedy it started from.
+
+The bound comes from a relaxation: for each requirement kind and each window, the work the
+requests inside that window ask of the kind's pool cannot exceed the pool's free time there.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from ortools.sat.python import cp_model
+
+from scheduling.eligibility import Prepared, span_mask
+from scheduling.greedy import Occupancy
+from scheduling.model import add_moves, build_model
+
+if TYPE_CHECKING:
+    from scheduling.solve import SolveOptions
+
+NEIGHBOURHOOD = 80
+"""Most requests re-solved at once."""
+BOUND_SHARE = 0.15
+"""Share of the time limit spent proving the bound."""
+
+
+def placeable(prep: Prepared) -> list[int]:
+    """Requests that could be served on an empty calendar (enough eligible, window long enough)."""
+    inst = prep.instance
+    out = []
+    for r, request in enumerate(inst.requests):
+        lo, hi = prep.windows[r]
+        if hi - lo < request.duration:
+            continue
+        if all(
+            len(group) >= q.quantity
+            for group, q in zip(prep.eligible[r], request.requirements, strict=True)
+        ):
+            out.append(r)
+    return out
+
+
+def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occupancy, int | None]:
+    """Improve `occ` in place until the time limit; returns it and a bound on term 1."""
+    from scheduling.solve import scope_for
+
+    inst = prep.instance
+    rng = random.Random(options.seed)
+    candidates = placeable(prep)
+    cand_sets = {r: set(prep.candidates(r)) for r in candidates}
+    weights = {r: inst.requests[r].weight for r in candidates}
+    bound_time = options.time_limit_s * BOUND_SHARE
+    total = sum(inst.requests[r].weight for r in occ.placed)
+    stale = 0
+    while options.remaining() > bound_time + 0.3:
+        left = [r for r in candidates if r not in occ.placed]
+        if not left:
+            break
+        seed_r = rng.choices(left, weights=[weights[r] for r in left])[0]
+        lo, hi = prep.windows[seed_r]
+        pool = cand_sets[seed_r]
+        held = [
+            f
+            for f, p in occ.placed.items()
+            if p.start < hi and p.end > lo and not pool.isdisjoint(p.resources)
+        ]
+        rivals = [
+            u
+            for u in left
+            if u != seed_r
+            and prep.windows[u][0] < hi
+            and prep.windows[u][1] > lo
+            and not pool.isdisjoint(cand_sets[u])
+        ]
+        rng.shuffle(held)
+        rng.shuffle(rivals)
+        free = {seed_r, *held[: NEIGHBOURHOOD * 2 // 3]}
+        free.update(rivals[: NEIGHBOURHOOD - len(free)])
+        before = sum(inst.requests[r].weight for r in free if r in occ.placed)
+        m = build_model(prep, scope_for(prep, occ, free))
+        m.hint([occ.placed[r] for r in free if r in occ.placed])
+        if inst.published:
+            # Fulfilment first, then fewest moves of the published plan (weights equivalent
+            # to the lexicographic order: one unit of weight outweighs every move here).
+            scale = len(free) + 1
+            moves = add_moves(m)
+            before = scale * before - _moves(prep, occ, free)
+            m.model.maximize(cp_model.LinearExpr.sum([scale * m.fulfilment(), -1 * moves]))
+        else:
+            m.model.maximize(m.fulfilment())
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = min(2.0, options.remaining() - bound_time)
+        solver.parameters.num_workers = options.num_workers
+        solver.parameters.random_seed = rng.randrange(1 << 30)
+        status = solver.solve(m.model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            continue
+        after = round(solver.objective_value)
+        if after < before:
+            continue
+        for r in free:
+            if r in occ.placed:
+                occ.remove(r)
+        for p in m.placements(solver):
+            occ.place(p)
+        if after > before:
+            total = sum(inst.requests[r].weight for r in occ.placed)
+            stale = 0
+            options.report("lns", total, float("nan"))
+        else:
+            stale += 1
+    bound = capacity_bound(prep, options, max(0.3, options.remaining() - 0.7))
+    options.report("bound", total, bound)
+    return occ, bound
+
+
+def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> int:
+    """An upper bound on priority-weighted fulfilment from a pool-capacity relaxation."""
+    inst = prep.instance
+    rs = placeable(prep)
+    model = cp_model.CpModel()
+    take = {r: model.new_bool_var(f"take[{inst.requests[r].id}]") for r in rs}
+    # Dependencies: a request needs its dependency served.
+    for r in rs:
+        for dep in inst.requests[r].after:
+            d = prep.request_index.get(dep)
+            if d is not None:
+                if d in take:
+                    model.add_implication(take[r], take[d])
+                else:
+                    model.add(take[r] == 0)
+    # Budgets: each request costs at least its cheapest eligible resources.
+    spend: dict[str, list[cp_model.LinearExprT]] = {}
+    for r in rs:
+        request = inst.requests[r]
+        cheapest = 0
+        for group, q in zip(prep.eligible[r], request.requirements, strict=True):
+            rates = sorted(inst.resources[k].cost_rate for k in group)
+            cheapest += sum(rates[: q.quantity]) * request.duration
+        if cheapest:
+            spend.setdefault(request.project, []).append(cheapest * take[r])
+    for project, costs in spend.items():
+        if project in inst.budgets:
+            model.add(sum(costs) <= inst.budgets[project])
+    # Pool capacity per requirement kind (and per skill over all levels) and window.
+    pools: dict[tuple[object, ...], set[int]] = {}
+    asks: dict[tuple[object, ...], list[tuple[int, int]]] = {}
+    for r in rs:
+        request = inst.requests[r]
+        for group, q in zip(prep.eligible[r], request.requirements, strict=True):
+            keys: list[tuple[object, ...]] = [(q.skill, q.min_level, q.device_type, q.resource_id)]
+            if q.skill is not None:
+                keys.append((q.skill, None, None, None))
+            for key in keys:
+                pools.setdefault(key, set()).update(group)
+                asks.setdefault(key, []).append((r, q.quantity * request.duration))
+    horizon_bits = prep.horizon_mask
+    for key, pool in pools.items():
+        windows = {prep.windows[r] for r, _ in asks[key]} | {(0, inst.horizon)}
+        for lo, hi in windows:
+            inside = [(r, need) for r, need in asks[key] if _within(prep.windows[r], lo, hi)]
+            if not inside:
+                continue
+            span = span_mask(lo, hi)
+            free = sum((~prep.fixed_busy[k] & horizon_bits & span).bit_count() for k in pool)
+            if sum(need for _, need in inside) > free:
+                model.add(sum(need * take[r] for r, need in inside) <= free)
+    model.maximize(sum(inst.requests[r].weight * take[r] for r in rs))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(seconds, 0.1)
+    solver.parameters.num_workers = options.num_workers
+    solver.parameters.random_seed = options.seed
+    status = solver.solve(model)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return int(solver.best_objective_bound)
+    return sum(inst.requests[r].weight for r in rs)
+
+
+def _moves(prep: Prepared, occ: Occupancy, free: set[int]) -> int:
+    """Published assignments of requests in `free` that the current plan does not keep."""
+    inst = prep.instance
+    current = {inst.requests[r].id: p for r, p in occ.placed.items() if r in free}
+    count = 0
+    for a in inst.published:
+        r = prep.request_index.get(a.request_id)
+        if r is None or r not in free:
+            continue
+        p = current.get(a.request_id)
+        kept = (
+            p is not None
+            and p.start == a.start
+            and sorted(inst.resources[k].id for k in p.resources) == sorted(a.resource_ids)
+        )
+        count += not kept
+    return count
+
+
+def _within(window: tuple[int, int], lo: int, hi: int) -> bool:
+    return lo <= window[0] and window[1] <= hi
