@@ -105,6 +105,7 @@ def check_books(session: Session) -> None:
         )
     ).all()
     assert twice == []
+    session.rollback()  # end the read transaction (on SQLite it holds the writer lock)
 
 
 def ledger_of(session: Session, project_id: uuid.UUID) -> Ledger:

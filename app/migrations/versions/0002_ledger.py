@@ -8,13 +8,14 @@ Besides the tables, this revision makes the database itself enforce the ledger's
 so raw SQL cannot break them either:
 
 - Every entry balances (Σ postings = 0, at least two legs).
+  On both engines an entry's postings are written first and the entry row last: a posting
+  for an entry that already exists is refused (the entry is closed), and the postings'
+  foreign key to their entry is DEFERRABLE INITIALLY DEFERRED, so a posting left without
+  its entry fails the COMMIT (on SQLite this needs ``PRAGMA foreign_keys=ON``, set by app.db).
   PostgreSQL: a DEFERRABLE INITIALLY DEFERRED constraint trigger on postings and entries
-  checks each touched entry at COMMIT.
-  SQLite has no deferred triggers, so the order of writing is fixed instead: an entry's
-  postings are inserted first, then the entry row, whose AFTER INSERT trigger checks the
-  sum; a posting for an entry that already exists is refused (the entry is closed), and the
-  postings' foreign key to their entry is DEFERRABLE INITIALLY DEFERRED, so a posting left
-  without its entry fails the COMMIT (needs ``PRAGMA foreign_keys=ON``, set by app.db).
+  checks each touched entry's sum at COMMIT.
+  SQLite has no deferred triggers: the entry row's AFTER INSERT trigger checks the sum of
+  the postings written before it.
 - Entries, postings, holds, pledges and ledgers are append-only: UPDATE/DELETE refused.
 - Cached balances: an AFTER INSERT trigger on postings adds the amount to the account's
   ``balance`` and to its ``ledger_account_flows`` row, so the caches equal the postings.
@@ -218,6 +219,22 @@ def _postgresql_rules() -> None:
     )
     op.execute(
         """
+        CREATE FUNCTION ledger_entry_open() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM ledger_entries WHERE id = NEW.entry_id) THEN
+                RAISE EXCEPTION 'ledger entry % is closed: its postings come before it', NEW.entry_id
+                    USING ERRCODE = 'restrict_violation';
+            END IF;
+            RETURN NEW;
+        END $$;
+        """
+    )
+    op.execute(
+        'CREATE TRIGGER ledger_postings_entry_open BEFORE INSERT ON ledger_postings '
+        'FOR EACH ROW EXECUTE FUNCTION ledger_entry_open()'
+    )
+    op.execute(
+        """
         CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
             entry bigint;
@@ -286,6 +303,7 @@ def downgrade() -> None:
         op.execute('DROP FUNCTION ledger_apply_posting() CASCADE')
         op.execute('DROP FUNCTION ledger_cache_guard() CASCADE')
         op.execute('DROP FUNCTION ledger_check_balanced() CASCADE')
+        op.execute('DROP FUNCTION ledger_entry_open() CASCADE')
         op.execute(sa.schema.DropSequence(sa.Sequence('ledger_entry_ids')))
     # SQLite drops a table's triggers with the table; PostgreSQL too for the remaining ones.
     with op.batch_alter_table('ledger_postings', schema=None) as batch_op:
