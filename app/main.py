@@ -19,6 +19,12 @@ from app.agreements.controllers import AgreementController
 from app.audit.controllers import AuditController
 from app.auth.controllers import ApiKeyController, UserController
 from app.auth.dependencies import provide_actor
+from app.bookings.controllers import (
+    AvailabilityController,
+    BookingController,
+    RequestController,
+    SeriesController,
+)
 from app.catalog.controllers import (
     DeviceController,
     DeviceTypeController,
@@ -71,6 +77,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AgreementController,
             ProjectController,
             AuditController,
+            BookingController,
+            SeriesController,
+            RequestController,
+            AvailabilityController,
         ],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),

@@ -6,6 +6,13 @@ from app.agreements.models import AgreementItem, SharingAgreement
 from app.audit.models import AuditEvent
 from app.auth.models import ApiKey, User
 from app.base import metadata
+from app.bookings.models import (
+    Booking,
+    BookingSeries,
+    IdempotencyRecord,
+    Request,
+    Requirement,
+)
 from app.catalog.models import (
     Device,
     DeviceType,
@@ -17,18 +24,24 @@ from app.catalog.models import (
 )
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.units.models import Unit
+from ledger import models as ledger_models  # noqa: F401  (the ledger's tables share the metadata)
 
 __all__ = [
     "AgreementItem",
     "ApiKey",
     "AuditEvent",
+    "Booking",
+    "BookingSeries",
     "Device",
     "DeviceType",
     "Expert",
+    "IdempotencyRecord",
     "ExpertSkill",
     "Project",
     "ProjectMember",
     "ProjectShare",
+    "Request",
+    "Requirement",
     "Resource",
     "SharingAgreement",
     "Skill",

@@ -45,6 +45,8 @@ class Problem(BaseModel):
     status: int
     detail: str = ""
     field: str | None = None
+    code: str | None = None
+    """A machine-readable reason (e.g. ``overlap``, ``lending_cap``, ``outside_working_hours``)."""
     errors: list[FieldError] = []
     conflicts: list[dict[str, Any]] = []
 
@@ -64,17 +66,15 @@ def _domain(_: Request[Any, Any, Any], exc: errors.CopoolError) -> Response[Any]
     if exc.field:
         members["field"] = exc.field
         members["errors"] = [FieldError(field=exc.field, message=exc.detail)]
-    if "conflicts" in exc.extra:
-        members["conflicts"] = exc.extra["conflicts"]
+    for key in ("code", "conflicts", "skipped"):
+        if key in exc.extra:
+            members[key] = exc.extra[key]
     return problem_response(status, exc.title, exc.detail, **members)
 
 
 def _field_name(item: dict[str, Any]) -> str:
-    key = item.get("key") or ""
-    source = item.get("source")
-    if source and source != "body" and key:
-        return f"{source}.{key}"
-    return str(key) or "body"
+    # Query, path and header parameters are named by their own name; body fields by path.
+    return str(item.get("key") or "") or "body"
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

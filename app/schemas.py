@@ -112,3 +112,14 @@ def end_after_start(value: Any, info: ValidationInfo) -> Any:
     if start is not None and value is not None and value <= start:
         raise ValueError("must be after start")
     return value
+
+
+def aware(value: datetime | None, field: str) -> datetime | None:
+    """A query-string instant: must carry an offset; returned in UTC (``InvalidInput`` if naive)."""
+    from app.errors import InvalidInput
+
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{field}: give an offset, e.g. 2027-03-01T09:00:00Z", field=field)
+    return value.astimezone(ZoneInfo("UTC"))

@@ -19,7 +19,7 @@ from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.units.models import Unit
 
 
-def _active_on(day: date) -> ColumnElement[bool]:
+def active_on(day: date) -> ColumnElement[bool]:
     return and_(
         SharingAgreement.terminated_at.is_(None),
         SharingAgreement.valid_from <= day,
@@ -58,7 +58,7 @@ def shown_to_unit(unit_id: uuid.UUID, day: date | None = None) -> ColumnElement[
     return exists().where(
         SharingAgreement.lender_unit_id == Resource.unit_id,
         SharingAgreement.borrower_unit_id == unit_id,
-        _active_on(day),
+        active_on(day),
         covers(),
     )
 
@@ -134,7 +134,7 @@ def list_agreements(
     if borrower_unit_id is not None:
         query = query.where(SharingAgreement.borrower_unit_id == borrower_unit_id)
     if active is not None:
-        clause = _active_on(utcnow().date())
+        clause = active_on(utcnow().date())
         query = query.where(clause if active else ~clause)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(

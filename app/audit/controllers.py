@@ -15,7 +15,7 @@ from app.auth.actor import Actor
 from app.pagination import Limit, Offset, page
 from app.problems import LIST
 from app.routing import get
-from app.schemas import Page, Schema, UtcDatetime
+from app.schemas import Page, Schema, aware
 
 
 class AuditEventRead(Schema):
@@ -52,8 +52,8 @@ class AuditController(Controller):
         object_id: Annotated[str | None, Parameter(max_length=64)] = None,
         actor_user_id: uuid.UUID | None = None,
         unit_id: uuid.UUID | None = None,
-        since: UtcDatetime | None = None,
-        until: UtcDatetime | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> Page[AuditEventRead]:
         rows, total = services.list_events(
             db_session,
@@ -65,7 +65,7 @@ class AuditController(Controller):
             object_id=object_id,
             actor_user_id=actor_user_id,
             unit_id=unit_id,
-            since=since,
-            until=until,
+            since=aware(since, "since"),
+            until=aware(until, "until"),
         )
         return page(AuditEventRead, rows, total, limit, offset)

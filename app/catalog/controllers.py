@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller
@@ -31,7 +32,7 @@ from app.catalog.schemas import (
 from app.pagination import Limit, Offset, page
 from app.problems import LIST, READ, WRITE
 from app.routing import delete, get, patch, post
-from app.schemas import Page, Reason, UtcDatetime
+from app.schemas import Page, Reason, aware
 
 Search = Annotated[str | None, Parameter(max_length=100, description="Part of the name")]
 
@@ -200,11 +201,11 @@ class ExpertController(Controller):
         actor: Actor,
         db_session: Session,
         expert_id: uuid.UUID,
-        start: UtcDatetime | None = None,
-        end: UtcDatetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> list[UnavailabilityRead]:
         rows = services.list_unavailability(
-            db_session, actor, Expert, expert_id, start=start, end=end
+            db_session, actor, Expert, expert_id, start=aware(start, "start"), end=aware(end, "end")
         )
         return [UnavailabilityRead.model_validate(r) for r in rows]
 
@@ -283,11 +284,11 @@ class DeviceController(Controller):
         actor: Actor,
         db_session: Session,
         device_id: uuid.UUID,
-        start: UtcDatetime | None = None,
-        end: UtcDatetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> list[UnavailabilityRead]:
         rows = services.list_unavailability(
-            db_session, actor, Device, device_id, start=start, end=end
+            db_session, actor, Device, device_id, start=aware(start, "start"), end=aware(end, "end")
         )
         return [UnavailabilityRead.model_validate(r) for r in rows]
 

@@ -1,0 +1,1 @@
+"""Bookings context: requests, bookings, availability, approvals, recurring series."""

@@ -1,0 +1,285 @@
+"""Requests: what a unit needs for a project, and "serve it now" (first fit, no optimizer).
+
+A request is visible to the units taking part in its project (and to admins/auditors);
+the requesting unit's requesters, project leads and unit managers change it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy.orm import Session, selectinload
+
+from app.audit.services import record, snapshot
+from app.auth.actor import Actor
+from app.bookings import rules
+from app.bookings.availability import Interval, align, merge
+from app.bookings.models import (
+    LIVE_STATUSES,
+    Booking,
+    BookingStatus,
+    Request,
+    RequestStatus,
+    Requirement,
+    RequirementKind,
+)
+from app.bookings.schemas import RequestCreate
+from app.bookings.search import candidates, free_intervals
+from app.bookings.services import (
+    BORROWER_ROLES,
+    borrowing_unit,
+    check_project_period,
+    place_booking,
+    sync_request,
+)
+from app.catalog.models import DeviceType, Resource, Skill
+from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.projects.models import Project
+from app.projects.services import get_project, participates
+
+SERVE_STEP_MINUTES = 5
+SERVE_ATTEMPTS = 5
+
+
+def _visible(actor: Actor) -> ColumnElement[bool]:
+    if actor.sees_everything:
+        return true()
+    return (
+        select(Project.id)
+        .where(Project.id == Request.project_id, participates(actor.unit_id))
+        .exists()
+    )
+
+
+def get_request(session: Session, actor: Actor, request_id: uuid.UUID) -> Request:
+    """A request of a project the actor's unit takes part in."""
+    request = session.scalar(
+        select(Request)
+        .options(selectinload(Request.requirements))
+        .where(Request.id == request_id, _visible(actor))
+    )
+    if request is None:
+        raise NotFound("no such request")
+    return request
+
+
+def list_requests(
+    session: Session,
+    actor: Actor,
+    *,
+    limit: int,
+    offset: int,
+    project_id: uuid.UUID | None = None,
+    status: RequestStatus | None = None,
+    unit_id: uuid.UUID | None = None,
+) -> tuple[list[Request], int]:
+    """Requests the actor may see, newest first."""
+    query = select(Request).where(_visible(actor))
+    if project_id is not None:
+        query = query.where(Request.project_id == project_id)
+    if status is not None:
+        query = query.where(Request.status == status.value)
+    if unit_id is not None:
+        query = query.where(Request.unit_id == unit_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.options(selectinload(Request.requirements))
+        .order_by(Request.created_at.desc(), Request.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def _check_requirement_targets(session: Session, actor: Actor, data: RequestCreate) -> None:
+    for index, req in enumerate(data.requirements):
+        field = f"requirements.{index}"
+        if req.skill_id is not None:
+            skill = session.get(Skill, req.skill_id)
+            if skill is None or skill.retired_at is not None:
+                raise InvalidInput(f"{field}.skill_id: unknown or retired skill",
+                                   field=f"{field}.skill_id")
+        if req.device_type_id is not None:
+            device_type = session.get(DeviceType, req.device_type_id)
+            if device_type is None or device_type.retired_at is not None:
+                raise InvalidInput(f"{field}.device_type_id: unknown or retired device type",
+                                   field=f"{field}.device_type_id")
+        if req.resource_id is not None and not candidates(session, actor,
+                                                          resource_id=req.resource_id):
+            raise InvalidInput(f"{field}.resource_id: no such resource",
+                               field=f"{field}.resource_id")
+
+
+def create_request(session: Session, actor: Actor, data: RequestCreate) -> Request:
+    """Record a request; it stays open until served, allocated by a run, or withdrawn."""
+    project = get_project(session, actor, data.project_id)
+    unit_id = borrowing_unit(session, actor, project)
+    check_project_period(project, data.window_start, data.window_end)
+    _check_requirement_targets(session, actor, data)
+    if data.depends_on_id is not None:
+        other = session.get(Request, data.depends_on_id)
+        if other is None or other.project_id != project.id:
+            raise InvalidInput("depends_on_id: no such request in this project",
+                               field="depends_on_id")
+    request = Request(
+        project_id=project.id,
+        unit_id=unit_id,
+        created_by=actor.user_id,
+        title=data.title,
+        notes=data.notes,
+        duration_minutes=data.duration_minutes,
+        window_start=data.window_start,
+        window_end=data.window_end,
+        priority=data.priority,
+        emergency=data.emergency,
+        depends_on_id=data.depends_on_id,
+        status=RequestStatus.OPEN.value,
+        requirements=[
+            Requirement(position=i, kind=r.kind.value, skill_id=r.skill_id,
+                        min_level=r.min_level, device_type_id=r.device_type_id,
+                        resource_id=r.resource_id, quantity=r.quantity)
+            for i, r in enumerate(data.requirements)
+        ],
+    )
+    session.add(request)
+    session.flush()
+    record(session, actor, "request.create", request, unit_id=unit_id, after=snapshot(request))
+    return request
+
+
+def _check_owner(actor: Actor, request: Request) -> None:
+    if not actor.manages_unit(request.unit_id, *BORROWER_ROLES):
+        raise PermissionDenied("only the requesting unit's requesters and managers change it")
+
+
+def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: str) -> Request:
+    """Withdraw a request and cancel its live bookings."""
+    request = get_request(session, actor, request_id)
+    _check_owner(actor, request)
+    if request.status not in (RequestStatus.OPEN.value, RequestStatus.ALLOCATED.value,
+                              RequestStatus.PENDING_APPROVAL.value,
+                              RequestStatus.CONFIRMED.value):
+        raise Conflict(f"the request is {request.status}", code="wrong_status")
+    before = snapshot(request)
+    for booking in session.scalars(select(Booking).where(
+            Booking.request_id == request.id,
+            Booking.status.in_([s for s in LIVE_STATUSES if s != "completed"]))):
+        b_before = snapshot(booking)
+        booking.status = BookingStatus.CANCELLED.value
+        booking.status_reason = f"request withdrawn: {reason}"
+        booking.cancelled_at = request.updated_at
+        booking.sequence += 1
+        record(session, actor, "booking.cancel", booking, unit_id=booking.lender_unit_id,
+               before=b_before, after=snapshot(booking), reason=booking.status_reason)
+    request.status = RequestStatus.CANCELLED.value
+    request.status_reason = reason
+    session.flush()
+    record(session, actor, "request.cancel", request, unit_id=request.unit_id, before=before,
+           after=snapshot(request), reason=reason)
+    return request
+
+
+def _candidates_for(session: Session, actor: Actor, requirement: Requirement) -> list[Resource]:
+    return candidates(
+        session, actor,
+        skill_id=requirement.skill_id if requirement.kind == RequirementKind.SKILL.value else None,
+        min_level=requirement.min_level,
+        device_type_id=requirement.device_type_id,
+        resource_id=requirement.resource_id,
+    )
+
+
+def _earliest_start(request: Request, session: Session) -> datetime:
+    start = request.window_start
+    if request.depends_on_id is not None:
+        ends = session.scalars(select(Booking.end).where(
+            Booking.request_id == request.depends_on_id,
+            Booking.status.in_(LIVE_STATUSES))).all()
+        if not ends:
+            raise Conflict("depends_on_id: the request it depends on has no bookings yet",
+                           field="depends_on_id", code="dependency_unmet")
+        start = max(start, max(ends))
+    return start
+
+
+def _first_fit(
+    request: Request,
+    pools: list[tuple[Requirement, list[Resource]]],
+    free: dict[uuid.UUID, list[Interval]],
+    not_before: datetime,
+    banned: set[uuid.UUID],
+) -> tuple[datetime, list[tuple[Requirement, Resource]]] | None:
+    """The earliest start at which every requirement gets its quantity of distinct resources."""
+    need = timedelta(minutes=request.duration_minutes)
+    starts = sorted({align(max(s, not_before), SERVE_STEP_MINUTES)
+                     for rs in free.values() for s, _ in rs if s < request.window_end}
+                    | {align(not_before, SERVE_STEP_MINUTES)})
+    for at in starts:
+        if at + need > request.window_end:
+            break
+        taken: set[uuid.UUID] = set()
+        chosen: list[tuple[Requirement, Resource]] = []
+        for requirement, pool in pools:
+            fits = [r for r in pool if r.id not in taken and r.id not in banned
+                    and any(s <= at and at + need <= e for s, e in merge(free[r.id]))]
+            if len(fits) < requirement.quantity:
+                break
+            for resource in fits[: requirement.quantity]:
+                taken.add(resource.id)
+                chosen.append((requirement, resource))
+        else:
+            return at, chosen
+    return None
+
+
+def serve_now(session: Session, actor: Actor, request_id: uuid.UUID) -> tuple[Request, list[Booking]]:
+    """Book the earliest fit for an open request at once (first fit, no optimizer)."""
+    request = get_request(session, actor, request_id)
+    _check_owner(actor, request)
+    if request.status != RequestStatus.OPEN.value:
+        raise Conflict(f"the request is {request.status}; only open requests are served",
+                       code="wrong_status")
+    project = get_project(session, actor, request.project_id)
+    not_before = _earliest_start(request, session)
+    pools = [(r, _candidates_for(session, actor, r)) for r in request.requirements]
+    for requirement, pool in pools:
+        if not pool:
+            raise Conflict(f"requirement {requirement.position}: no resource your unit may "
+                           "borrow matches it", code="no_eligible_resource")
+    everyone = {r.id: r for _, pool in pools for r in pool}
+    free = free_intervals(session, list(everyone.values()), not_before, request.window_end)
+    banned: set[uuid.UUID] = set()
+    last_error: Conflict | None = None
+    for _ in range(SERVE_ATTEMPTS):
+        fit = _first_fit(request, pools, free, not_before, banned)
+        if fit is None:
+            break
+        at, chosen = fit
+        end = at + timedelta(minutes=request.duration_minutes)
+        try:
+            with session.begin_nested():
+                bookings = []
+                for requirement, resource in chosen:
+                    locked = rules.lock_resource(session, resource.id)
+                    bookings.append(place_booking(
+                        session, actor, resource=locked, project=project,
+                        borrower_unit_id=request.unit_id, start=at, end=end,
+                        title=request.title, request_id=request.id,
+                        requirement_id=requirement.id))
+        except Conflict as exc:
+            # A cap (or a booking made since the search) rules this resource out: try others.
+            last_error = exc
+            culprit = exc.extra.get("resource_id")
+            if culprit is None:
+                break
+            banned.add(uuid.UUID(culprit))
+            continue
+        sync_request(session, actor, request.id, "served now (first fit)")
+        session.refresh(request)
+        return request, bookings
+    detail = "no slot in the window fits every requirement at once"
+    if last_error is not None:
+        detail += f" (last refusal: {last_error.detail})"
+    raise Conflict(detail, code="no_capacity")

@@ -1,0 +1,240 @@
+"""The rules a loan must satisfy, checked inside the booking's own transaction.
+
+Order of checks, and the reason code each refusal carries (``Conflict.extra["code"]``):
+``outside_working_hours``, ``unavailable`` (leave, maintenance, imported busy time),
+``overlap`` (another live booking, buffers included), ``agreement_cap`` (the agreement's
+hours per calendar month, UTC, per resource), ``lending_cap`` (an expert's share of working
+time other units may book, per calendar month in the expert's zone).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from app.agreements.models import SharingAgreement
+from app.agreements.services import active_on, covers
+from app.bookings.availability import Interval, covers as inside, total_minutes, working_intervals
+from app.bookings.models import LIVE_STATUSES, Booking
+from app.catalog.models import DeviceType, Resource, ResourceKind, Unavailability
+from app.errors import Conflict, NotFound
+
+
+def lock_resource(session: Session, resource_id: uuid.UUID) -> Resource:
+    """Load a resource and, on PostgreSQL, lock its row until the transaction ends.
+
+    The lock serialises bookings of one resource so that cap checks are exact; the
+    exclusion constraint stays the last word on overlaps. SQLite transactions are
+    serialised already (app.db), and SQLite ignores ``FOR UPDATE``.
+    """
+    resource = session.scalar(
+        select(Resource).where(Resource.id == resource_id).with_for_update()
+    )
+    if resource is None:
+        raise NotFound("no such resource")
+    return resource
+
+
+def agreement_for(
+    session: Session, resource: Resource, borrower_unit_id: uuid.UUID, day: date
+) -> SharingAgreement | None:
+    """The agreement a loan of ``resource`` to ``borrower_unit_id`` runs under (None: own unit).
+
+    When several cover it, one without approval wins, then the oldest. No agreement: 404,
+    since the borrower may not even see the resource.
+    """
+    if resource.unit_id == borrower_unit_id:
+        return None
+    agreement = session.scalar(
+        select(SharingAgreement)
+        .where(
+            Resource.id == resource.id,
+            SharingAgreement.lender_unit_id == resource.unit_id,
+            SharingAgreement.borrower_unit_id == borrower_unit_id,
+            active_on(day),
+            covers(),
+        )
+        .order_by(SharingAgreement.requires_approval, SharingAgreement.valid_from)
+        .limit(1)
+    )
+    if agreement is None:
+        raise NotFound("no such resource")
+    return agreement
+
+
+def buffers(session: Session, resource: Resource) -> tuple[timedelta, timedelta]:
+    """Set-up and tear-down time around each booking of the resource (devices only)."""
+    if resource.kind != ResourceKind.DEVICE.value or resource.device_type_id is None:
+        return timedelta(0), timedelta(0)
+    device_type = session.get(DeviceType, resource.device_type_id)
+    if device_type is None:
+        return timedelta(0), timedelta(0)
+    return (timedelta(minutes=device_type.setup_minutes),
+            timedelta(minutes=device_type.teardown_minutes))
+
+
+def unavailable_periods(
+    session: Session, resource_ids: Iterable[uuid.UUID], start: datetime, end: datetime
+) -> dict[uuid.UUID, list[Interval]]:
+    """Leave, maintenance and imported busy time overlapping ``[start, end)``, per resource."""
+    out: dict[uuid.UUID, list[Interval]] = {}
+    rows = session.execute(
+        select(Unavailability.resource_id, Unavailability.start, Unavailability.end).where(
+            Unavailability.resource_id.in_(list(resource_ids)),
+            Unavailability.start < end,
+            Unavailability.end > start,
+        )
+    )
+    for rid, s, e in rows:
+        out.setdefault(rid, []).append((s, e))
+    return out
+
+
+def live_blocks(
+    session: Session,
+    resource_ids: Iterable[uuid.UUID],
+    start: datetime,
+    end: datetime,
+    exclude: Iterable[uuid.UUID] = (),
+) -> dict[uuid.UUID, list[Booking]]:
+    """Live bookings whose blocked interval overlaps ``[start, end)``, per resource."""
+    query = select(Booking).where(
+        Booking.resource_id.in_(list(resource_ids)),
+        Booking.status.in_(LIVE_STATUSES),
+        Booking.block_start < end,
+        Booking.block_end > start,
+    )
+    excluded = list(exclude)
+    if excluded:
+        query = query.where(Booking.id.not_in(excluded))
+    out: dict[uuid.UUID, list[Booking]] = {}
+    for booking in session.scalars(query.order_by(Booking.block_start)):
+        out.setdefault(booking.resource_id, []).append(booking)
+    return out
+
+
+def _slot(start: datetime, end: datetime) -> str:
+    return f"{start.isoformat()} – {end.isoformat()}"
+
+
+def check_slot(
+    session: Session,
+    resource: Resource,
+    start: datetime,
+    end: datetime,
+    block: Interval,
+    exclude: Iterable[uuid.UUID] = (),
+) -> None:
+    """Refuse a slot outside working hours, in a blackout, or overlapping a live booking."""
+    work = working_intervals(resource.working_hours, resource.time_zone, start, end)
+    if not inside(work, start, end):
+        raise Conflict(
+            f"{_slot(start, end)} is outside the working hours of {resource.name} "
+            f"({resource.time_zone})",
+            field="start", code="outside_working_hours", resource_id=str(resource.id),
+        )
+    periods = unavailable_periods(session, [resource.id], start, end).get(resource.id, [])
+    if periods:
+        s, e = periods[0]
+        raise Conflict(f"{resource.name} is unavailable {_slot(s, e)}", field="start",
+                       code="unavailable", resource_id=str(resource.id), conflicts=[{"start": s.isoformat(),
+                                                       "end": e.isoformat()}])
+    clashes = live_blocks(session, [resource.id], block[0], block[1], exclude).get(resource.id, [])
+    if clashes:
+        raise overlap_error(resource, clashes[0])
+
+
+def overlap_error(resource: Resource, clash: Booking) -> Conflict:
+    """The 409 for a clash, naming the conflicting booking's slot."""
+    return Conflict(
+        f"{resource.name} is already booked {_slot(clash.start, clash.end)}",
+        field="start",
+        code="overlap",
+        resource_id=str(resource.id),
+        conflicts=[{
+            "booking_id": str(clash.id),
+            "start": clash.start.isoformat(),
+            "end": clash.end.isoformat(),
+            "status": clash.status,
+        }],
+    )
+
+
+def _months(start: datetime, end: datetime, zone: ZoneInfo) -> list[Interval]:
+    """The calendar months (in ``zone``) that ``[start, end)`` touches, as UTC intervals."""
+    out: list[Interval] = []
+    local = start.astimezone(zone)
+    month = datetime(local.year, local.month, 1, tzinfo=zone)
+    while month.astimezone(UTC) < end:
+        nxt = datetime(month.year + (month.month == 12), month.month % 12 + 1, 1, tzinfo=zone)
+        out.append((month.astimezone(UTC), nxt.astimezone(UTC)))
+        month = nxt
+    return out
+
+
+def _booked_minutes(session: Session, month: Interval, *conditions: object) -> int:
+    rows = session.execute(
+        select(Booking.start, Booking.end).where(
+            Booking.status.in_(LIVE_STATUSES),
+            Booking.start < month[1],
+            Booking.end > month[0],
+            *conditions,  # type: ignore[arg-type]
+        )
+    )
+    return total_minutes((max(s, month[0]), min(e, month[1])) for s, e in rows) if rows else 0
+
+
+def check_caps(
+    session: Session,
+    resource: Resource,
+    agreement: SharingAgreement | None,
+    start: datetime,
+    end: datetime,
+    exclude: Iterable[uuid.UUID] = (),
+) -> None:
+    """Refuse a loan that would pass the agreement's monthly hours or the expert's lending cap."""
+    if agreement is None:
+        return
+    excluded = list(exclude)
+    not_excluded = Booking.id.not_in(excluded) if excluded else and_()
+    if agreement.hours_per_month_cap is not None:
+        for month in _months(start, end, ZoneInfo("UTC")):
+            used = _booked_minutes(session, month, Booking.resource_id == resource.id,
+                                   Booking.agreement_id == agreement.id, not_excluded)
+            new = total_minutes([(max(start, month[0]), min(end, month[1]))])
+            if used + new > agreement.hours_per_month_cap * 60:
+                raise Conflict(
+                    f"the agreement allows {agreement.hours_per_month_cap} h per month of "
+                    f"{resource.name}; {used / 60:.1f} h are booked in the month of "
+                    f"{month[0].date().isoformat()}",
+                    field="end", code="agreement_cap", resource_id=str(resource.id),
+                )
+    if resource.kind == ResourceKind.EXPERT.value and resource.lending_cap_bp < 10_000:
+        zone = ZoneInfo(resource.time_zone)
+        for month in _months(start, end, zone):
+            working = total_minutes(
+                working_intervals(resource.working_hours, resource.time_zone, *month)
+            )
+            allowed = working * resource.lending_cap_bp // 10_000
+            used = _booked_minutes(session, month, Booking.resource_id == resource.id,
+                                   Booking.borrower_unit_id != resource.unit_id, not_excluded)
+            new = total_minutes([(max(start, month[0]), min(end, month[1]))])
+            if used + new > allowed:
+                raise Conflict(
+                    f"{resource.name} may lend {resource.lending_cap_bp / 100:g}% of working "
+                    f"time ({allowed / 60:.1f} h) in that month; {used / 60:.1f} h are booked",
+                    field="end", code="lending_cap", resource_id=str(resource.id),
+                )
+
+
+def count_live(session: Session, resource_id: uuid.UUID) -> int:
+    """Live bookings of a resource (for tests and sanity checks)."""
+    return session.scalar(
+        select(func.count()).where(Booking.resource_id == resource_id,
+                                   Booking.status.in_(LIVE_STATUSES))
+    ) or 0

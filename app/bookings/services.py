@@ -1,0 +1,454 @@
+"""Booking a named resource, and every later step of a booking's life.
+
+Who may do what:
+- book, cancel (borrower side), check in, complete: a user of the borrowing unit with the
+  role requester, project_lead or unit_manager who takes part in the project;
+- approve, decline, cancel (lender side), release a no-show: the lending unit's
+  resource_manager or unit_manager;
+- admins may do all of it; auditors only read.
+Every state change is written to the audit log with its reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.agreements.models import SharingAgreement
+from app.audit.services import record, snapshot
+from app.auth.actor import Actor
+from app.auth.models import Role
+from app.base import utcnow
+from app.bookings import rules
+from app.bookings.models import (
+    LIVE_STATUSES,
+    Booking,
+    BookingStatus,
+    Request,
+    RequestStatus,
+)
+from app.bookings.schemas import BookingCreate, BookingFilter
+from app.catalog.models import DeviceType, Resource, ResourceKind
+from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.projects.models import Project, ProjectMember, ProjectShare
+from app.projects.services import get_project
+
+BORROWER_ROLES = (Role.REQUESTER, Role.PROJECT_LEAD, Role.UNIT_MANAGER)
+LENDER_ROLES = (Role.RESOURCE_MANAGER, Role.UNIT_MANAGER)
+CANCELLABLE = (BookingStatus.TENTATIVE, BookingStatus.PENDING_APPROVAL, BookingStatus.CONFIRMED)
+
+
+# --- who books for which project --------------------------------------------------------
+
+
+def borrowing_unit(session: Session, actor: Actor, project: Project) -> uuid.UUID:
+    """The unit a booking for ``project`` is made for, after checking the actor may book.
+
+    The actor's unit must take part in the project, and the actor must be a project member
+    (or their unit's manager); admins book for the lead unit when theirs takes no part.
+    """
+    if not actor.has(*BORROWER_ROLES):
+        raise PermissionDenied("booking needs the role requester, project_lead or unit_manager")
+    if project.closed_at is not None:
+        raise Conflict("project_id: the project is closed", field="project_id")
+    units = {s.unit_id for s in project.shares}
+    if actor.unit_id in units:
+        member = any(m.user_id == actor.user_id for m in project.members)
+        if member or actor.manages_unit(actor.unit_id, Role.UNIT_MANAGER):
+            return actor.unit_id
+        raise PermissionDenied("only members of the project (or their unit manager) book for it")
+    if actor.is_admin:
+        return project.lead_unit_id
+    raise NotFound("no such project")
+
+
+def check_project_period(project: Project, start: datetime, end: datetime) -> None:
+    """A booking lies inside the project's period (dates read in UTC)."""
+    if start.date() < project.start_date or end.date() > project.end_date + timedelta(days=1):
+        raise InvalidInput(
+            f"start: the project runs {project.start_date} to {project.end_date}", field="start"
+        )
+
+
+# --- making bookings --------------------------------------------------------------------
+
+
+def place_booking(
+    session: Session,
+    actor: Actor,
+    *,
+    resource: Resource,
+    project: Project,
+    borrower_unit_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    title: str,
+    status: BookingStatus | None = None,
+    request_id: uuid.UUID | None = None,
+    requirement_id: uuid.UUID | None = None,
+    series_id: uuid.UUID | None = None,
+    audit: bool = True,
+) -> Booking:
+    """Check every rule for one resource and insert the booking (the resource is locked).
+
+    ``status`` None means: confirmed for the unit's own resources and agreements without
+    approval, pending_approval otherwise.
+    """
+    if resource.retired_at is not None:
+        raise Conflict(f"{resource.name} is retired", field="resource_id", code="retired")
+    agreement = rules.agreement_for(session, resource, borrower_unit_id, start.date())
+    before, after = rules.buffers(session, resource)
+    block = (start - before, end + after)
+    rules.check_slot(session, resource, start, end, block)
+    rules.check_caps(session, resource, agreement, start, end)
+    if status is None:
+        needs_approval = agreement is not None and agreement.requires_approval
+        status = BookingStatus.PENDING_APPROVAL if needs_approval else BookingStatus.CONFIRMED
+    booking = Booking(
+        resource_id=resource.id,
+        project_id=project.id,
+        request_id=request_id,
+        requirement_id=requirement_id,
+        series_id=series_id,
+        agreement_id=agreement.id if agreement else None,
+        borrower_unit_id=borrower_unit_id,
+        lender_unit_id=resource.unit_id,
+        created_by=actor.user_id,
+        title=title,
+        start=start,
+        end=end,
+        block_start=block[0],
+        block_end=block[1],
+        status=status.value,
+        sequence=0,
+    )
+    insert_checked(session, resource, booking)
+    if audit:
+        record(session, actor, "booking.create", booking, unit_id=booking.lender_unit_id,
+               after=snapshot(booking))
+    return booking
+
+
+def insert_checked(session: Session, resource: Resource, booking: Booking) -> None:
+    """Insert under a savepoint; an exclusion violation (PostgreSQL 23P01) becomes a 409."""
+    try:
+        with session.begin_nested():
+            session.add(booking)
+            session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "23P01":
+            raise
+        clash = rules.live_blocks(
+            session, [resource.id], booking.block_start, booking.block_end
+        ).get(resource.id)
+        if clash:
+            raise rules.overlap_error(resource, clash[0]) from None
+        raise Conflict("the resource is already booked then", code="overlap") from None
+
+
+def visible_resource(session: Session, actor: Actor, resource_id: uuid.UUID) -> Resource:
+    """Lock and return a resource the actor may see (404 otherwise)."""
+    from app.agreements.services import visible_resources
+
+    if session.scalar(select(Resource.id).where(Resource.id == resource_id,
+                                                visible_resources(actor))) is None:
+        raise NotFound("no such resource")
+    return rules.lock_resource(session, resource_id)
+
+
+def book(session: Session, actor: Actor, data: BookingCreate) -> Booking:
+    """Book a named resource for a project over ``[start, end)``."""
+    project = get_project(session, actor, data.project_id)
+    borrower = borrowing_unit(session, actor, project)
+    check_project_period(project, data.start, data.end)
+    resource = visible_resource(session, actor, data.resource_id)
+    return place_booking(session, actor, resource=resource, project=project,
+                         borrower_unit_id=borrower, start=data.start, end=data.end,
+                         title=data.title)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _visible(actor: Actor) -> ColumnElement[bool]:
+    if actor.sees_everything:
+        return true()
+    return or_(Booking.borrower_unit_id == actor.unit_id, Booking.lender_unit_id == actor.unit_id)
+
+
+def get_booking(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:
+    """A booking of the actor's unit, as borrower or lender (any, for admins and auditors)."""
+    booking = session.scalar(select(Booking).where(Booking.id == booking_id, _visible(actor)))
+    if booking is None:
+        raise NotFound("no such booking")
+    return booking
+
+
+def list_bookings(
+    session: Session, actor: Actor, filters: BookingFilter, *, limit: int, offset: int
+) -> tuple[list[Booking], int]:
+    """Bookings the actor's unit borrows or lends, filtered, by start."""
+    query = select(Booking).where(_visible(actor))
+    for column, value in (
+        (Booking.resource_id, filters.resource_id),
+        (Booking.project_id, filters.project_id),
+        (Booking.request_id, filters.request_id),
+        (Booking.status, filters.status.value if filters.status else None),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.start is not None:
+        query = query.where(Booking.end > filters.start)
+    if filters.end is not None:
+        query = query.where(Booking.start < filters.end)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Booking.start, Booking.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+# --- state changes ------------------------------------------------------------------------
+
+
+def _is_borrower(actor: Actor, booking: Booking) -> bool:
+    return actor.manages_unit(booking.borrower_unit_id, *BORROWER_ROLES)
+
+
+def _is_lender(actor: Actor, booking: Booking) -> bool:
+    return actor.manages_unit(booking.lender_unit_id, *LENDER_ROLES)
+
+
+def _transition(
+    session: Session,
+    actor: Actor,
+    booking: Booking,
+    to: BookingStatus,
+    action: str,
+    reason: str,
+    **changes: Any,
+) -> Booking:
+    before = snapshot(booking)
+    booking.status = to.value
+    booking.status_reason = reason
+    booking.sequence += 1
+    for key, value in changes.items():
+        setattr(booking, key, value)
+    session.flush()
+    record(session, actor, action, booking, unit_id=booking.lender_unit_id, before=before,
+           after=snapshot(booking), reason=reason)
+    if booking.request_id is not None:
+        sync_request(session, actor, booking.request_id, reason)
+    return booking
+
+
+def _require_status(booking: Booking, *allowed: BookingStatus) -> None:
+    if booking.status not in {s.value for s in allowed}:
+        raise Conflict(
+            f"the booking is {booking.status}; this needs {' or '.join(s.value for s in allowed)}",
+            code="wrong_status",
+        )
+
+
+def approve(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
+    """The lender approves a loan; conflicts and caps are checked again, in this transaction."""
+    booking = get_booking(session, actor, booking_id)
+    if not _is_lender(actor, booking):
+        raise PermissionDenied("approving needs resource_manager or unit_manager of the lender")
+    resource = rules.lock_resource(session, booking.resource_id)
+    session.refresh(booking)
+    _require_status(booking, BookingStatus.PENDING_APPROVAL)
+    agreement = session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
+    rules.check_slot(session, resource, booking.start, booking.end,
+                     (booking.block_start, booking.block_end), exclude=[booking.id])
+    rules.check_caps(session, resource, agreement, booking.start, booking.end,
+                     exclude=[booking.id])
+    return _transition(session, actor, booking, BookingStatus.CONFIRMED, "booking.approve", reason)
+
+
+def decline(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
+    """The lender declines a loan; the slot is free again."""
+    booking = get_booking(session, actor, booking_id)
+    if not _is_lender(actor, booking):
+        raise PermissionDenied("declining needs resource_manager or unit_manager of the lender")
+    _require_status(booking, BookingStatus.PENDING_APPROVAL, BookingStatus.TENTATIVE)
+    return _transition(session, actor, booking, BookingStatus.DECLINED, "booking.decline", reason)
+
+
+def confirm(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
+    """The borrower accepts a tentative booking (from a plan): it goes to approval or is confirmed."""
+    booking = get_booking(session, actor, booking_id)
+    if not _is_borrower(actor, booking):
+        raise PermissionDenied("confirming needs a borrower-side role")
+    _require_status(booking, BookingStatus.TENTATIVE)
+    agreement = session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
+    to = (BookingStatus.PENDING_APPROVAL if agreement is not None and agreement.requires_approval
+          else BookingStatus.CONFIRMED)
+    return _transition(session, actor, booking, to, "booking.confirm", reason)
+
+
+def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
+    """Either side cancels; the slot is free at once."""
+    booking = get_booking(session, actor, booking_id)
+    if not (_is_borrower(actor, booking) or _is_lender(actor, booking)):
+        raise PermissionDenied("cancelling needs a borrower-side or lender-side role")
+    _require_status(booking, *CANCELLABLE)
+    side = "borrower" if _is_borrower(actor, booking) else "lender"
+    return _transition(session, actor, booking, BookingStatus.CANCELLED, "booking.cancel",
+                       f"{side}: {reason}", cancelled_at=utcnow())
+
+
+def complete(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
+    """Mark a confirmed booking as done, once it has ended."""
+    booking = get_booking(session, actor, booking_id)
+    if not (_is_borrower(actor, booking) or _is_lender(actor, booking)):
+        raise PermissionDenied("completing needs a borrower-side or lender-side role")
+    _require_status(booking, BookingStatus.CONFIRMED)
+    if booking.end > utcnow():
+        raise Conflict("the booking has not ended yet", code="not_ended")
+    return _transition(session, actor, booking, BookingStatus.COMPLETED, "booking.complete", reason)
+
+
+def _grace(session: Session, booking: Booking) -> timedelta | None:
+    resource = session.get(Resource, booking.resource_id)
+    if resource is None or resource.kind != ResourceKind.DEVICE.value:
+        return None
+    device_type = session.get(DeviceType, resource.device_type_id)
+    return timedelta(minutes=device_type.checkin_grace_minutes if device_type else 15)
+
+
+def check_in(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:
+    """The borrower collects a device: from its set-up start until the booking ends."""
+    booking = get_booking(session, actor, booking_id)
+    if not _is_borrower(actor, booking):
+        raise PermissionDenied("checking in needs a borrower-side role")
+    _require_status(booking, BookingStatus.CONFIRMED)
+    if _grace(session, booking) is None:
+        raise Conflict("only device bookings are checked in", code="not_a_device")
+    now = utcnow()
+    if not (booking.block_start <= now < booking.end):
+        raise Conflict("check-in opens at the booking's set-up start and closes at its end",
+                       code="check_in_window")
+    if booking.checked_in_at is None:
+        before = snapshot(booking)
+        booking.checked_in_at = now
+        session.flush()
+        record(session, actor, "booking.check_in", booking, unit_id=booking.lender_unit_id,
+               before=before, after=snapshot(booking))
+    return booking
+
+
+def release_no_show(
+    session: Session, actor: Actor, booking_id: uuid.UUID, now: datetime | None = None
+) -> Booking:
+    """Free a device booking nobody checked in within its type's grace period."""
+    booking = get_booking(session, actor, booking_id)
+    if not _is_lender(actor, booking):
+        raise PermissionDenied("releasing needs resource_manager or unit_manager of the lender")
+    return _release(session, actor, booking, now or utcnow())
+
+
+def _release(session: Session, actor: Actor, booking: Booking, now: datetime) -> Booking:
+    _require_status(booking, BookingStatus.CONFIRMED)
+    grace = _grace(session, booking)
+    if grace is None:
+        raise Conflict("only device bookings are released for no-show", code="not_a_device")
+    if booking.checked_in_at is not None or now < booking.start + grace:
+        raise Conflict("the grace period has not passed, or the device was checked in",
+                       code="not_a_no_show")
+    return _transition(session, actor, booking, BookingStatus.RELEASED, "booking.release",
+                       f"no check-in within {int(grace.total_seconds() // 60)} minutes")
+
+
+def sweep(session: Session, actor: Actor, now: datetime | None = None) -> dict[str, int]:
+    """Release device no-shows and expire open requests whose window has passed."""
+    now = now or utcnow()
+    released = 0
+    candidates = session.scalars(
+        select(Booking)
+        .join(Resource, Resource.id == Booking.resource_id)
+        .where(Booking.status == BookingStatus.CONFIRMED.value,
+               Booking.checked_in_at.is_(None),
+               Booking.start < now,
+               Resource.kind == ResourceKind.DEVICE.value)
+    ).all()
+    for booking in candidates:
+        try:
+            with session.begin_nested():
+                _release(session, actor, booking, now)
+                released += 1
+        except Conflict:
+            continue
+    expired = 0
+    for request in session.scalars(
+        select(Request).where(Request.status == RequestStatus.OPEN.value,
+                              Request.window_end <= now)
+    ):
+        before = snapshot(request)
+        request.status = RequestStatus.EXPIRED.value
+        request.status_reason = "the window passed without an allocation"
+        record(session, actor, "request.expire", request, unit_id=request.unit_id,
+               before=before, after=snapshot(request), reason=request.status_reason)
+        expired += 1
+    session.flush()
+    return {"released": released, "expired": expired}
+
+
+# --- requests follow their bookings --------------------------------------------------------
+
+
+def sync_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: str) -> None:
+    """Derive a request's status from its bookings after one of them changed.
+
+    A declined booking declines the request and cancels its other live bookings (all its
+    requirements must be served together); when every booking is cancelled, the request is
+    cancelled; otherwise the least advanced live booking sets the status.
+    """
+    request = session.get(Request, request_id)
+    if request is None or request.status in (RequestStatus.CANCELLED.value,
+                                              RequestStatus.DECLINED.value):
+        return
+    bookings = session.scalars(select(Booking).where(Booking.request_id == request_id)).all()
+    statuses = {b.status for b in bookings}
+    before = snapshot(request)
+    if BookingStatus.DECLINED.value in statuses:
+        for sibling in bookings:
+            if sibling.status in LIVE_STATUSES and sibling.status != BookingStatus.COMPLETED.value:
+                sibling.status = BookingStatus.CANCELLED.value
+                sibling.status_reason = "another requirement of the request was declined"
+                sibling.cancelled_at = utcnow()
+                sibling.sequence += 1
+        new = RequestStatus.DECLINED
+    elif not statuses & set(LIVE_STATUSES):
+        new = RequestStatus.CANCELLED
+    elif BookingStatus.TENTATIVE.value in statuses:
+        new = RequestStatus.ALLOCATED
+    elif BookingStatus.PENDING_APPROVAL.value in statuses:
+        new = RequestStatus.PENDING_APPROVAL
+    elif statuses & set(LIVE_STATUSES) == {BookingStatus.COMPLETED.value}:
+        new = RequestStatus.COMPLETED
+    else:
+        new = RequestStatus.CONFIRMED
+    if request.status != new.value:
+        request.status = new.value
+        request.status_reason = reason
+        session.flush()
+        record(session, actor, f"request.{new.value}", request, unit_id=request.unit_id,
+               before=before, after=snapshot(request), reason=reason)
+
+
+def project_members(session: Session, project_id: uuid.UUID) -> set[uuid.UUID]:
+    """User ids of a project's members."""
+    return set(session.scalars(select(ProjectMember.user_id).where(
+        ProjectMember.project_id == project_id)))
+
+
+def participating_units(session: Session, project_id: uuid.UUID) -> set[uuid.UUID]:
+    """Unit ids holding a cost-share term in the project."""
+    return set(session.scalars(select(ProjectShare.unit_id).where(
+        ProjectShare.project_id == project_id)))
