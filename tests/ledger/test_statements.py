@@ -225,8 +225,10 @@ def test_register_csv(session: Session, clock: FakeClock) -> None:
 def test_unit_statements_across_projects(session: Session, clock: FakeClock) -> None:
     project, other = _fixture(session, clock)
     a = unit_statement(session, A)
-    [line] = a.projects
-    assert line.project_id == project
+    lines = {p.project_id: p for p in a.projects}
+    assert set(lines) == {project, other}
+    assert (lines[other].earned, lines[other].contributed) == (300, 0)
+    line = lines[project]
     assert (line.pledged, line.received, line.outstanding_pledges, line.contributed) == (
         10_000, 7_000, 3_000, 7_000,
     )  # fmt: skip
