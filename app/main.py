@@ -31,6 +31,7 @@ from app.catalog.controllers import (
     ExpertController,
     SkillController,
 )
+from app.bookings.idempotency import IdempotencyMiddleware
 from app.db import make_engine
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "actor": Provide(provide_actor, sync_to_thread=True),
         },
         plugins=[SQLAlchemyPlugin(config=db)],
+        middleware=[IdempotencyMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="copool",
