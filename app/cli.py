@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from app.settings import get_settings
 from app.units.models import Unit
 
 
-def _scope():  # type: ignore[no-untyped-def]
+def _scope() -> Any:
     settings = get_settings()
     return session_scope(make_session_factory(make_engine(settings.database_url)))
 
@@ -31,7 +32,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Bind address (default COPOOL_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default COPOOL_PORT).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default COPOOL_WORKERS).")
+@click.option(
+    "--workers", type=int, default=None, help="Worker processes (default COPOOL_WORKERS)."
+)
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API with uvicorn."""
     import uvicorn
@@ -80,7 +83,9 @@ def seed_demo(if_empty: bool) -> None:
     with _scope() as session:
         if not database_is_empty(session):
             if if_empty:
-                click.echo(f"database has data; demo not seeded (admin key: {settings.demo_key_path})")
+                click.echo(
+                    f"database has data; demo not seeded (admin key: {settings.demo_key_path})"
+                )
                 return
             raise click.ClickException("the database is not empty")
         result = seed(session)
@@ -122,16 +127,25 @@ def users() -> None:
 @click.option("--unit", "unit_code", required=True, help="Unit code, e.g. FEA.")
 @click.option("--name", required=True)
 @click.option("--email", required=True)
-@click.option("--role", "roles", multiple=True, required=True,
-              type=click.Choice([r.value for r in Role]), help="Repeat for several roles.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice([r.value for r in Role]),
+    help="Repeat for several roles.",
+)
 def users_create(unit_code: str, name: str, email: str, roles: tuple[str, ...]) -> None:
     """Create a user; prints the user's id."""
     with _scope() as session:
         unit = session.scalar(select(Unit).where(Unit.code == unit_code))
         if unit is None:
             raise click.ClickException(f"no unit with code {unit_code!r}")
-        user = auth.create_user(session, SYSTEM, UserCreate(
-            unit_id=unit.id, name=name, email=email, roles=[Role(r) for r in roles]))
+        user = auth.create_user(
+            session,
+            SYSTEM,
+            UserCreate(unit_id=unit.id, name=name, email=email, roles=[Role(r) for r in roles]),
+        )
         click.echo(str(user.id))
 
 

@@ -25,13 +25,13 @@ from app.bookings.controllers import (
     RequestController,
     SeriesController,
 )
+from app.bookings.idempotency import IdempotencyMiddleware
 from app.catalog.controllers import (
     DeviceController,
     DeviceTypeController,
     ExpertController,
     SkillController,
 )
-from app.bookings.idempotency import IdempotencyMiddleware
 from app.db import make_engine
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController

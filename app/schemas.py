@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, overload
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import (
@@ -114,6 +114,10 @@ def end_after_start(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+@overload
+def aware(value: datetime, field: str) -> datetime: ...
+@overload
+def aware(value: None, field: str) -> None: ...
 def aware(value: datetime | None, field: str) -> datetime | None:
     """A query-string instant: must carry an offset; returned in UTC (``InvalidInput`` if naive)."""
     from app.errors import InvalidInput

@@ -46,8 +46,16 @@ UNITS = [
     ("Statistics Bureau", "STB", "Europe/Lisbon"),
 ]
 SKILLS = [
-    "Hydrology", "GIS analysis", "Water chemistry", "Epidemiology", "Statistics",
-    "Drone piloting", "Lab safety", "Mass spectrometry", "Data engineering", "Field sampling",
+    "Hydrology",
+    "GIS analysis",
+    "Water chemistry",
+    "Epidemiology",
+    "Statistics",
+    "Drone piloting",
+    "Lab safety",
+    "Mass spectrometry",
+    "Data engineering",
+    "Field sampling",
 ]
 DEVICE_TYPES = [
     ("Survey drone", 30, 30, 15),
@@ -56,10 +64,45 @@ DEVICE_TYPES = [
     ("Mobile lab van", 30, 60, 30),
     ("Field laptop", 0, 0, 15),
 ]
-FIRST = ["Anna", "Ben", "Carla", "David", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas",
-         "Kemal", "Lena", "Maya", "Nils", "Olga", "Paul", "Rosa", "Sami", "Tara", "Umar"]
-LAST = ["Weber", "Ortiz", "Novak", "Fischer", "Kowalski", "Silva", "Brown", "Haddad",
-        "Lindqvist", "Moreau", "Okafor", "Rossi", "Tanaka", "Vogel", "Yilmaz"]
+FIRST = [
+    "Anna",
+    "Ben",
+    "Carla",
+    "David",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kemal",
+    "Lena",
+    "Maya",
+    "Nils",
+    "Olga",
+    "Paul",
+    "Rosa",
+    "Sami",
+    "Tara",
+    "Umar",
+]
+LAST = [
+    "Weber",
+    "Ortiz",
+    "Novak",
+    "Fischer",
+    "Kowalski",
+    "Silva",
+    "Brown",
+    "Haddad",
+    "Lindqvist",
+    "Moreau",
+    "Okafor",
+    "Rossi",
+    "Tanaka",
+    "Vogel",
+    "Yilmaz",
+]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 
 
@@ -98,26 +141,50 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
         units[code] = create_unit(session, SYSTEM, UnitCreate(name=name, code=code)).id
         zones[code] = zone
 
-    admin = auth.create_user(session, SYSTEM, UserCreate(
-        unit_id=units["FEA"], name="Demo Admin", email="admin@copool.example",
-        roles=[Role.ADMIN]))
+    admin = auth.create_user(
+        session,
+        SYSTEM,
+        UserCreate(
+            unit_id=units["FEA"],
+            name="Demo Admin",
+            email="admin@copool.example",
+            roles=[Role.ADMIN],
+        ),
+    )
     _, token = auth.issue_key(session, SYSTEM, admin.id, "demo")
     people: dict[str, dict[Role, uuid.UUID]] = {}
     for code in units:
         people[code] = {}
         for role in (Role.UNIT_MANAGER, Role.RESOURCE_MANAGER, Role.REQUESTER, Role.PROJECT_LEAD):
-            user = auth.create_user(session, SYSTEM, UserCreate(
-                unit_id=units[code], name=f"{code} {role.value.replace('_', ' ')}",
-                email=f"{role.value}@{code.lower()}.copool.example", roles=[role]))
+            user = auth.create_user(
+                session,
+                SYSTEM,
+                UserCreate(
+                    unit_id=units[code],
+                    name=f"{code} {role.value.replace('_', ' ')}",
+                    email=f"{role.value}@{code.lower()}.copool.example",
+                    roles=[role],
+                ),
+            )
             people[code][role] = user.id
-    auth.create_user(session, SYSTEM, UserCreate(
-        unit_id=units["STB"], name="Audit Office", email="auditor@copool.example",
-        roles=[Role.AUDITOR]))
+    auth.create_user(
+        session,
+        SYSTEM,
+        UserCreate(
+            unit_id=units["STB"],
+            name="Audit Office",
+            email="auditor@copool.example",
+            roles=[Role.AUDITOR],
+        ),
+    )
 
     skills = {n: catalog.create_skill(session, SYSTEM, SkillCreate(name=n)).id for n in SKILLS}
     types = {
-        n: catalog.create_device_type(session, SYSTEM, DeviceTypeCreate(
-            name=n, setup_minutes=s, teardown_minutes=t, checkin_grace_minutes=g)).id
+        n: catalog.create_device_type(
+            session,
+            SYSTEM,
+            DeviceTypeCreate(name=n, setup_minutes=s, teardown_minutes=t, checkin_grace_minutes=g),
+        ).id
         for n, s, t, g in DEVICE_TYPES
     }
 
@@ -126,71 +193,124 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
     for i in range(30):
         code = codes[i % len(codes)]
         held = rng.sample(SKILLS, rng.randint(1, 3))
-        expert = catalog.create_expert(session, SYSTEM, ExpertCreate(
-            unit_id=units[code],
-            name=f"{FIRST[i % len(FIRST)]} {LAST[(i * 7) % len(LAST)]}",
-            email=f"expert{i + 1}@{code.lower()}.copool.example",
-            time_zone=zones[code],
-            working_hours=_hours(rng),
-            skills=[SkillLevel(skill_id=skills[s], level=rng.randint(2, 5)) for s in held],
-            lending_cap_bp=rng.choice([2000, 3000, 5000, 10000]),
-            hourly_rate=rng.choice([6500, 8000, 9500, 12000]),
-            currency="EUR",
-        ))
+        expert = catalog.create_expert(
+            session,
+            SYSTEM,
+            ExpertCreate(
+                unit_id=units[code],
+                name=f"{FIRST[i % len(FIRST)]} {LAST[(i * 7) % len(LAST)]}",
+                email=f"expert{i + 1}@{code.lower()}.copool.example",
+                time_zone=zones[code],
+                working_hours=_hours(rng),
+                skills=[SkillLevel(skill_id=skills[s], level=rng.randint(2, 5)) for s in held],
+                lending_cap_bp=rng.choice([2000, 3000, 5000, 10000]),
+                hourly_rate=rng.choice([6500, 8000, 9500, 12000]),
+                currency="EUR",
+            ),
+        )
         experts.append(expert.id)
         if rng.random() < 0.4:
             first = today + timedelta(days=rng.randint(3, 60))
             tz = ZoneInfo(zones[code])
-            catalog.add_unavailability(session, SYSTEM, Expert, expert.id, UnavailabilityCreate(
-                start=datetime.combine(first, time(0), tz),
-                end=datetime.combine(first + timedelta(days=rng.randint(2, 10)), time(0), tz),
-                note="annual leave"))
+            catalog.add_unavailability(
+                session,
+                SYSTEM,
+                Expert,
+                expert.id,
+                UnavailabilityCreate(
+                    start=datetime.combine(first, time(0), tz),
+                    end=datetime.combine(first + timedelta(days=rng.randint(2, 10)), time(0), tz),
+                    note="annual leave",
+                ),
+            )
 
     devices = 0
     for i in range(15):
         code = codes[i % len(codes)]
         type_name = DEVICE_TYPES[i % len(DEVICE_TYPES)][0]
-        device = catalog.create_device(session, SYSTEM, DeviceCreate(
-            unit_id=units[code],
-            name=f"{type_name} {code}-{i + 1:02d}",
-            device_type_id=types[type_name],
-            location=f"{code} depot {1 + i % 3}",
-            time_zone=zones[code],
-            working_hours=None if type_name == "Field laptop" else
-            {d: [["07:00", "19:00"]] for d in WEEKDAYS},
-            operator_skill_id=skills["Drone piloting"] if type_name == "Survey drone" else None,
-            hourly_rate=rng.choice([1500, 2500, 4000, 9000]),
-            daily_rate=rng.choice([10000, 20000, 45000]),
-        ))
+        device = catalog.create_device(
+            session,
+            SYSTEM,
+            DeviceCreate(
+                unit_id=units[code],
+                name=f"{type_name} {code}-{i + 1:02d}",
+                device_type_id=types[type_name],
+                location=f"{code} depot {1 + i % 3}",
+                time_zone=zones[code],
+                working_hours=None
+                if type_name == "Field laptop"
+                else {d: [["07:00", "19:00"]] for d in WEEKDAYS},
+                operator_skill_id=skills["Drone piloting"] if type_name == "Survey drone" else None,
+                hourly_rate=rng.choice([1500, 2500, 4000, 9000]),
+                daily_rate=rng.choice([10000, 20000, 45000]),
+            ),
+        )
         devices += 1
         first = today + timedelta(days=rng.randint(1, 45))
-        catalog.add_unavailability(session, SYSTEM, Device, device.id, UnavailabilityCreate(
-            start=datetime.combine(first, time(6), ZoneInfo(zones[code])),
-            end=datetime.combine(first + timedelta(days=1), time(18), ZoneInfo(zones[code])),
-            note="scheduled maintenance"))
+        catalog.add_unavailability(
+            session,
+            SYSTEM,
+            Device,
+            device.id,
+            UnavailabilityCreate(
+                start=datetime.combine(first, time(6), ZoneInfo(zones[code])),
+                end=datetime.combine(first + timedelta(days=1), time(18), ZoneInfo(zones[code])),
+                note="scheduled maintenance",
+            ),
+        )
 
     year_end = today + timedelta(days=365)
     agreements = [
         ("FEA", "CSO", AgreementScope.ALL, [], [], False, None),
-        ("CSO", "FEA", AgreementScope.CATEGORIES, ["Hydrology", "GIS analysis"],
-         ["Survey drone"], True, 40),
-        ("NWA", "PHL", AgreementScope.CATEGORIES, ["Water chemistry", "Field sampling"],
-         ["Water sampler", "Mobile lab van"], True, 60),
+        (
+            "CSO",
+            "FEA",
+            AgreementScope.CATEGORIES,
+            ["Hydrology", "GIS analysis"],
+            ["Survey drone"],
+            True,
+            40,
+        ),
+        (
+            "NWA",
+            "PHL",
+            AgreementScope.CATEGORIES,
+            ["Water chemistry", "Field sampling"],
+            ["Water sampler", "Mobile lab van"],
+            True,
+            60,
+        ),
         ("PHL", "NWA", AgreementScope.ALL, [], [], True, 80),
         ("FEA", "NWA", AgreementScope.CATEGORIES, ["Hydrology"], ["Mass spectrometer"], True, 24),
-        ("STB", "FEA", AgreementScope.CATEGORIES, ["Statistics", "Data engineering"], [], False,
-         None),
+        (
+            "STB",
+            "FEA",
+            AgreementScope.CATEGORIES,
+            ["Statistics", "Data engineering"],
+            [],
+            False,
+            None,
+        ),
     ]
     for lender, borrower, scope, skill_names, type_names, approval, cap in agreements:
-        create_agreement(session, SYSTEM, AgreementCreate(
-            lender_unit_id=units[lender], borrower_unit_id=units[borrower], scope=scope,
-            skill_ids=[skills[s] for s in skill_names],
-            device_type_ids=[types[t] for t in type_names],
-            requires_approval=approval, hours_per_month_cap=cap, currency="EUR",
-            rate_card=[RateCardEntry(target="default", hourly_rate=7500, daily_rate=30000)],
-            cancellation_fee=5000 if approval else 0,
-            valid_from=today - timedelta(days=30), valid_until=year_end,
-        ))
+        create_agreement(
+            session,
+            SYSTEM,
+            AgreementCreate(
+                lender_unit_id=units[lender],
+                borrower_unit_id=units[borrower],
+                scope=scope,
+                skill_ids=[skills[s] for s in skill_names],
+                device_type_ids=[types[t] for t in type_names],
+                requires_approval=approval,
+                hours_per_month_cap=cap,
+                currency="EUR",
+                rate_card=[RateCardEntry(target="default", hourly_rate=7500, daily_rate=30000)],
+                cancellation_fee=5000 if approval else 0,
+                valid_from=today - timedelta(days=30),
+                valid_until=year_end,
+            ),
+        )
 
     projects = [
         ("Rhine Flood Resilience", "RFR-2027", "FEA", {"FEA": 5000, "CSO": 3000, "STB": 2000}),
@@ -199,14 +319,26 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
     ]
     for name, code, lead, shares in projects:
         members = [people[u][Role.REQUESTER] for u in shares]
-        create_project(session, SYSTEM, ProjectCreate(
-            name=name, code=code, lead_unit_id=units[lead],
-            lead_user_id=people[lead][Role.PROJECT_LEAD],
-            start_date=today - timedelta(days=14), end_date=today + timedelta(days=300),
-            currency="EUR",
-            shares=[ShareTerm(unit_id=units[u], share_bp=bp) for u, bp in shares.items()],
-            member_ids=members,
-        ))
+        create_project(
+            session,
+            SYSTEM,
+            ProjectCreate(
+                name=name,
+                code=code,
+                lead_unit_id=units[lead],
+                lead_user_id=people[lead][Role.PROJECT_LEAD],
+                start_date=today - timedelta(days=14),
+                end_date=today + timedelta(days=300),
+                currency="EUR",
+                shares=[ShareTerm(unit_id=units[u], share_bp=bp) for u, bp in shares.items()],
+                member_ids=members,
+            ),
+        )
     session.flush()
-    return DemoResult(admin_token=token, units=len(units), experts=len(experts), devices=devices,
-                      projects=len(projects))
+    return DemoResult(
+        admin_token=token,
+        units=len(units),
+        experts=len(experts),
+        devices=devices,
+        projects=len(projects),
+    )

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from app.agreements.models import AgreementScope
 from app.schemas import CurrencyCode, IsoDate, MinorUnits, Schema, Text
@@ -22,7 +22,7 @@ class RateCardEntry(Schema):
 
     @field_validator("target_id")
     @classmethod
-    def _target_id(cls, value: uuid.UUID | None, info) -> uuid.UUID | None:  # type: ignore[no-untyped-def]
+    def _target_id(cls, value: uuid.UUID | None, info: ValidationInfo) -> uuid.UUID | None:
         target = info.data.get("target")
         if target == "default" and value is not None:
             raise ValueError("a default entry has no target_id")
@@ -51,14 +51,14 @@ class AgreementCreate(Schema):
 
     @field_validator("borrower_unit_id")
     @classmethod
-    def _distinct(cls, value: uuid.UUID, info) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    def _distinct(cls, value: uuid.UUID, info: ValidationInfo) -> uuid.UUID:
         if value == info.data.get("lender_unit_id"):
             raise ValueError("a unit cannot lend to itself")
         return value
 
     @field_validator("valid_until")
     @classmethod
-    def _period(cls, value: date | None, info) -> date | None:  # type: ignore[no-untyped-def]
+    def _period(cls, value: date | None, info: ValidationInfo) -> date | None:
         start = info.data.get("valid_from")
         if value is not None and start is not None and value < start:
             raise ValueError("must not be before valid_from")

@@ -9,7 +9,12 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, tr
 from sqlalchemy.orm import Session, selectinload
 
 from app.agreements.models import AgreementItem, AgreementScope, SharingAgreement
-from app.agreements.schemas import AgreementCreate, AgreementRead, AgreementUpdate
+from app.agreements.schemas import (
+    AgreementCreate,
+    AgreementRead,
+    AgreementUpdate,
+    RateCardEntry,
+)
 from app.audit.services import record
 from app.auth.actor import Actor
 from app.auth.models import Role
@@ -30,16 +35,29 @@ def active_on(day: date) -> ColumnElement[bool]:
 def covers(resource: type[Resource] = Resource) -> ColumnElement[bool]:
     """SQL: the agreement in scope covers ``resource`` (by name, by skill or by device type)."""
     item = AgreementItem
-    by_resource = exists().where(
-        item.agreement_id == SharingAgreement.id, item.resource_id == resource.id
+    # Correlate explicitly: nested two levels deep, auto-correlation would give each EXISTS
+    # its own ``resources`` FROM and make it true for any resource of the lender.
+    by_resource = (
+        exists()
+        .where(item.agreement_id == SharingAgreement.id, item.resource_id == resource.id)
+        .correlate_except(item)
     )
-    by_type = exists().where(
-        item.agreement_id == SharingAgreement.id, item.device_type_id == resource.device_type_id
+    by_type = (
+        exists()
+        .where(
+            item.agreement_id == SharingAgreement.id,
+            item.device_type_id == resource.device_type_id,
+        )
+        .correlate_except(item)
     )
-    by_skill = exists().where(
-        item.agreement_id == SharingAgreement.id,
-        item.skill_id == ExpertSkill.skill_id,
-        ExpertSkill.resource_id == resource.id,
+    by_skill = (
+        exists()
+        .where(
+            item.agreement_id == SharingAgreement.id,
+            item.skill_id == ExpertSkill.skill_id,
+            ExpertSkill.resource_id == resource.id,
+        )
+        .correlate_except(item, ExpertSkill)
     )
     return or_(
         SharingAgreement.scope == AgreementScope.ALL.value,
@@ -93,7 +111,7 @@ def to_read(agreement: SharingAgreement) -> AgreementRead:
         requires_approval=agreement.requires_approval,
         hours_per_month_cap=agreement.hours_per_month_cap,
         currency=agreement.currency,
-        rate_card=agreement.rate_card,  # type: ignore[arg-type]
+        rate_card=[RateCardEntry.model_validate(e) for e in agreement.rate_card],
         cancellation_fee=agreement.cancellation_fee,
         valid_from=agreement.valid_from,
         valid_until=agreement.valid_until,

@@ -7,7 +7,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
@@ -90,7 +90,7 @@ def list_events(
     """Audit rows, newest first; only admins and auditors may read the log."""
     if not actor.sees_everything:
         raise PermissionDenied("reading the audit log needs the role auditor or admin")
-    query: Select[tuple[AuditEvent]] = select(AuditEvent)
+    query = select(AuditEvent)
     for column, value in (
         (AuditEvent.action, action),
         (AuditEvent.object_type, object_type),

@@ -103,7 +103,10 @@ def covers(free: Sequence[Interval], start: datetime, end: datetime) -> bool:
 
 
 def first_fit(
-    free: Sequence[Interval], minutes: int, *, not_before: datetime | None = None,
+    free: Sequence[Interval],
+    minutes: int,
+    *,
+    not_before: datetime | None = None,
     step_minutes: int = 1,
 ) -> datetime | None:
     """The earliest start at which ``minutes`` fit in one free interval (aligned to ``step``)."""

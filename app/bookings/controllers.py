@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
 from app.bookings import recurring, requests, search, services
-from app.bookings.models import BookingStatus, RequestStatus
+from app.bookings.models import Booking, BookingSeries, BookingStatus, RequestStatus
 from app.bookings.schemas import (
     BookingCreate,
     BookingFilter,
@@ -43,9 +43,7 @@ class BookingController(Controller):
     tags = ["bookings"]
 
     @post("/", responses=WRITE, summary="Book a named resource for a slot")
-    def create_booking(
-        self, actor: Actor, db_session: Session, data: BookingCreate
-    ) -> BookingRead:
+    def create_booking(self, actor: Actor, db_session: Session, data: BookingCreate) -> BookingRead:
         check_span(data.start, data.end, field="end", max_days=14)
         return BookingRead.model_validate(services.book(db_session, actor, data))
 
@@ -63,64 +61,96 @@ class BookingController(Controller):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> Page[BookingRead]:
-        filters = BookingFilter(resource_id=resource_id, project_id=project_id,
-                                request_id=request_id, status=status,
-                                start=aware(start, "start"), end=aware(end, "end"))
-        rows, total = services.list_bookings(db_session, actor, filters, limit=limit,
-                                             offset=offset)
+        filters = BookingFilter(
+            resource_id=resource_id,
+            project_id=project_id,
+            request_id=request_id,
+            status=status,
+            start=aware(start, "start"),
+            end=aware(end, "end"),
+        )
+        rows, total = services.list_bookings(db_session, actor, filters, limit=limit, offset=offset)
         return page(BookingRead, rows, total, limit, offset)
 
     @get("/{booking_id:uuid}", responses=READ, summary="One booking")
     def get_booking(self, actor: Actor, db_session: Session, booking_id: uuid.UUID) -> BookingRead:
         return BookingRead.model_validate(services.get_booking(db_session, actor, booking_id))
 
-    @post("/{booking_id:uuid}/approve", status_code=200, responses=WRITE,
-          summary="Approve a loan (lender)")
+    @post(
+        "/{booking_id:uuid}/approve",
+        status_code=200,
+        responses=WRITE,
+        summary="Approve a loan (lender)",
+    )
     def approve(
         self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: ReasonOptional
     ) -> BookingRead:
         booking = services.approve(db_session, actor, booking_id, data.reason)
         return BookingRead.model_validate(booking)
 
-    @post("/{booking_id:uuid}/decline", status_code=200, responses=WRITE,
-          summary="Decline a loan (lender)")
+    @post(
+        "/{booking_id:uuid}/decline",
+        status_code=200,
+        responses=WRITE,
+        summary="Decline a loan (lender)",
+    )
     def decline(
         self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: ReasonRequired
     ) -> BookingRead:
         booking = services.decline(db_session, actor, booking_id, data.reason)
         return BookingRead.model_validate(booking)
 
-    @post("/{booking_id:uuid}/confirm", status_code=200, responses=WRITE,
-          summary="Accept a tentative booking (borrower)")
+    @post(
+        "/{booking_id:uuid}/confirm",
+        status_code=200,
+        responses=WRITE,
+        summary="Accept a tentative booking (borrower)",
+    )
     def confirm(
         self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: ReasonOptional
     ) -> BookingRead:
         booking = services.confirm(db_session, actor, booking_id, data.reason)
         return BookingRead.model_validate(booking)
 
-    @post("/{booking_id:uuid}/cancel", status_code=200, responses=WRITE,
-          summary="Cancel a booking (either side)")
+    @post(
+        "/{booking_id:uuid}/cancel",
+        status_code=200,
+        responses=WRITE,
+        summary="Cancel a booking (either side)",
+    )
     def cancel(
         self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: ReasonRequired
     ) -> BookingRead:
         booking = services.cancel(db_session, actor, booking_id, data.reason)
         return BookingRead.model_validate(booking)
 
-    @post("/{booking_id:uuid}/complete", status_code=200, responses=WRITE,
-          summary="Mark an ended booking completed")
+    @post(
+        "/{booking_id:uuid}/complete",
+        status_code=200,
+        responses=WRITE,
+        summary="Mark an ended booking completed",
+    )
     def complete(
         self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: ReasonOptional
     ) -> BookingRead:
         booking = services.complete(db_session, actor, booking_id, data.reason)
         return BookingRead.model_validate(booking)
 
-    @post("/{booking_id:uuid}/check-in", status_code=200, responses=WRITE,
-          summary="Check in a device booking")
+    @post(
+        "/{booking_id:uuid}/check-in",
+        status_code=200,
+        responses=WRITE,
+        summary="Check in a device booking",
+    )
     def check_in(self, actor: Actor, db_session: Session, booking_id: uuid.UUID) -> BookingRead:
         return BookingRead.model_validate(services.check_in(db_session, actor, booking_id))
 
-    @post("/{booking_id:uuid}/release", status_code=200, responses=WRITE,
-          summary="Release a device booking nobody checked in (lender)")
+    @post(
+        "/{booking_id:uuid}/release",
+        status_code=200,
+        responses=WRITE,
+        summary="Release a device booking nobody checked in (lender)",
+    )
     def release(self, actor: Actor, db_session: Session, booking_id: uuid.UUID) -> BookingRead:
         return BookingRead.model_validate(services.release_no_show(db_session, actor, booking_id))
 
@@ -139,24 +169,35 @@ class SeriesController(Controller):
     @get("/{series_id:uuid}", responses=READ, summary="A series and its occurrences")
     def get_series(self, actor: Actor, db_session: Session, series_id: uuid.UUID) -> SeriesRead:
         series, bookings = recurring.get_series(db_session, actor, series_id)
-        skipped = [SkippedOccurrence(start=s, end=s + timedelta(minutes=series.duration_minutes),
-                                     reason="clashed at creation")
-                   for s in map(_parse, series.skipped)]
+        skipped = [
+            SkippedOccurrence(
+                start=s,
+                end=s + timedelta(minutes=series.duration_minutes),
+                reason="clashed at creation",
+            )
+            for s in map(_parse, series.skipped)
+        ]
         return _series_read(series, bookings, skipped)
 
 
-def _parse(value: str):  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _series_read(series, bookings, skipped) -> SeriesRead:  # type: ignore[no-untyped-def]
+def _series_read(
+    series: BookingSeries, bookings: list[Booking], skipped: list[SkippedOccurrence]
+) -> SeriesRead:
     return SeriesRead(
-        id=series.id, resource_id=series.resource_id, project_id=series.project_id,
-        title=series.title, rrule=series.rrule, time_zone=series.time_zone,
-        local_start=series.local_start, duration_minutes=series.duration_minutes,
-        bookings=[BookingRead.model_validate(b) for b in bookings], skipped=skipped,
+        id=series.id,
+        resource_id=series.resource_id,
+        project_id=series.project_id,
+        title=series.title,
+        rrule=series.rrule,
+        time_zone=series.time_zone,
+        local_start=series.local_start,
+        duration_minutes=series.duration_minutes,
+        bookings=[BookingRead.model_validate(b) for b in bookings],
+        skipped=skipped,
     )
 
 
@@ -181,24 +222,40 @@ class RequestController(Controller):
         status: RequestStatus | None = None,
         unit_id: uuid.UUID | None = None,
     ) -> Page[RequestRead]:
-        rows, total = requests.list_requests(db_session, actor, limit=limit, offset=offset,
-                                             project_id=project_id, status=status,
-                                             unit_id=unit_id)
+        rows, total = requests.list_requests(
+            db_session,
+            actor,
+            limit=limit,
+            offset=offset,
+            project_id=project_id,
+            status=status,
+            unit_id=unit_id,
+        )
         return page(RequestRead, rows, total, limit, offset)
 
     @get("/{request_id:uuid}", responses=READ, summary="One request")
     def get_request(self, actor: Actor, db_session: Session, request_id: uuid.UUID) -> RequestRead:
         return RequestRead.model_validate(requests.get_request(db_session, actor, request_id))
 
-    @post("/{request_id:uuid}/serve", status_code=200, responses=WRITE,
-          summary="Serve it now: book the earliest fit (first fit)")
+    @post(
+        "/{request_id:uuid}/serve",
+        status_code=200,
+        responses=WRITE,
+        summary="Serve it now: book the earliest fit (first fit)",
+    )
     def serve(self, actor: Actor, db_session: Session, request_id: uuid.UUID) -> ServedRequest:
         request, bookings = requests.serve_now(db_session, actor, request_id)
-        return ServedRequest(request=RequestRead.model_validate(request),
-                             bookings=[BookingRead.model_validate(b) for b in bookings])
+        return ServedRequest(
+            request=RequestRead.model_validate(request),
+            bookings=[BookingRead.model_validate(b) for b in bookings],
+        )
 
-    @post("/{request_id:uuid}/cancel", status_code=200, responses=WRITE,
-          summary="Withdraw a request and cancel its bookings")
+    @post(
+        "/{request_id:uuid}/cancel",
+        status_code=200,
+        responses=WRITE,
+        summary="Withdraw a request and cancel its bookings",
+    )
     def cancel(
         self, actor: Actor, db_session: Session, request_id: uuid.UUID, data: ReasonRequired
     ) -> RequestRead:
@@ -225,14 +282,29 @@ class AvailabilityController(Controller):
         device_type_id: uuid.UUID | None = None,
         limit: Limit = 20,
     ) -> list[SlotRead]:
-        start, end = aware(start, "start"), aware(end, "end")  # type: ignore[assignment]
+        start, end = aware(start, "start"), aware(end, "end")
         check_span(start, end, field="end", max_days=92)
-        slots = search.search_slots(db_session, actor, start=start, end=end,
-                                    duration_minutes=duration_minutes, skill_id=skill_id,
-                                    min_level=min_level, device_type_id=device_type_id,
-                                    limit=limit)
-        return [SlotRead(resource_id=s.resource_id, resource_name=s.resource_name,
-                         unit_id=s.unit_id, start=s.start, end=s.end) for s in slots]
+        slots = search.search_slots(
+            db_session,
+            actor,
+            start=start,
+            end=end,
+            duration_minutes=duration_minutes,
+            skill_id=skill_id,
+            min_level=min_level,
+            device_type_id=device_type_id,
+            limit=limit,
+        )
+        return [
+            SlotRead(
+                resource_id=s.resource_id,
+                resource_name=s.resource_name,
+                unit_id=s.unit_id,
+                start=s.start,
+                end=s.end,
+            )
+            for s in slots
+        ]
 
     @get("/resources/{resource_id:uuid}", responses=READ, summary="Free/busy of one resource")
     def free_busy(
@@ -243,8 +315,9 @@ class AvailabilityController(Controller):
         start: datetime,
         end: datetime,
     ) -> FreeBusyRead:
-        start, end = aware(start, "start"), aware(end, "end")  # type: ignore[assignment]
+        start, end = aware(start, "start"), aware(end, "end")
         check_span(start, end, field="end", max_days=92)
         free, busy, off = search.free_busy(db_session, actor, resource_id, start, end)
-        return FreeBusyRead(resource_id=resource_id, start=start, end=end, free=free, busy=busy,
-                            unavailable=off)
+        return FreeBusyRead(
+            resource_id=resource_id, start=start, end=end, free=free, busy=busy, unavailable=off
+        )

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -51,8 +51,10 @@ def _claim(engine: Engine, scope: str, key: str, digest: str) -> tuple[str, Any]
         except IntegrityError:
             session.rollback()
         row = session.scalar(
-            select(IdempotencyRecord).where(IdempotencyRecord.scope == scope,
-                                            IdempotencyRecord.key == key))
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            )
+        )
         session.commit()
         if row is None:  # deleted after a 5xx between our insert and select: claim again
             return "retry", None
@@ -68,22 +70,29 @@ def _claim(engine: Engine, scope: str, key: str, digest: str) -> tuple[str, Any]
         return "pending", None
 
 
-def _finish(engine: Engine, scope: str, key: str, status: int, content_type: str | None,
-            body: bytes) -> None:
+def _finish(
+    engine: Engine, scope: str, key: str, status: int, content_type: str | None, body: bytes
+) -> None:
     with make_session_factory(engine)() as session:
         condition = (IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
         if status >= 500:
             session.execute(delete(IdempotencyRecord).where(*condition))
         else:
-            session.execute(update(IdempotencyRecord).where(*condition).values(
-                state="done", status_code=status, content_type=content_type, body=body))
+            session.execute(
+                update(IdempotencyRecord)
+                .where(*condition)
+                .values(state="done", status_code=status, content_type=content_type, body=body)
+            )
         session.commit()
 
 
-async def _send_stored(send: Send, status: int, content_type: str | None, body: bytes,
-                       replayed: bool) -> None:
-    headers = [(b"content-type", (content_type or "application/json").encode()),
-               (b"content-length", str(len(body)).encode())]
+async def _send_stored(
+    send: Any, status: int, content_type: str | None, body: bytes, replayed: bool
+) -> None:
+    headers = [
+        (b"content-type", (content_type or "application/json").encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     if replayed:
         headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -96,7 +105,7 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -108,11 +117,15 @@ class IdempotencyMiddleware:
             return
         key = raw_key.decode("latin-1").strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            await _send_stored(send, *_problem(400, "Invalid input",
-                                               f"Idempotency-Key: 1 to {MAX_KEY_LENGTH} characters"),
-                               replayed=False)
+            await _send_stored(
+                send,
+                *_problem(
+                    400, "Invalid input", f"Idempotency-Key: 1 to {MAX_KEY_LENGTH} characters"
+                ),
+                replayed=False,
+            )
             return
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             message = await receive()
             chunks.append(message.get("body", b""))
@@ -120,18 +133,31 @@ class IdempotencyMiddleware:
                 break
         body = b"".join(chunks)
         owner = hashlib.sha256(token).hexdigest()
-        digest = hashlib.sha256(b"\n".join([
-            scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body
-        ])).hexdigest()
+        digest = hashlib.sha256(
+            b"\n".join(
+                [
+                    scope["method"].encode(),
+                    scope["path"].encode(),
+                    scope.get("query_string", b""),
+                    body,
+                ]
+            )
+        ).hexdigest()
         engine: Engine = scope["app"].state.engine
 
         deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
         while True:
             outcome, stored = await anyio.to_thread.run_sync(_claim, engine, owner, key, digest)
             if outcome == "mismatch":
-                await _send_stored(send, *_problem(
-                    422, "Idempotency key reused",
-                    "this Idempotency-Key was used with a different request"), replayed=False)
+                await _send_stored(
+                    send,
+                    *_problem(
+                        422,
+                        "Idempotency key reused",
+                        "this Idempotency-Key was used with a different request",
+                    ),
+                    replayed=False,
+                )
                 return
             if outcome == "done":
                 await _send_stored(send, stored[0], stored[1], stored[2] or b"", replayed=True)
@@ -139,15 +165,21 @@ class IdempotencyMiddleware:
             if outcome == "claimed":
                 break
             if asyncio.get_running_loop().time() > deadline:
-                await _send_stored(send, *_problem(
-                    409, "Conflict", "the first request with this Idempotency-Key is still running"),
-                    replayed=False)
+                await _send_stored(
+                    send,
+                    *_problem(
+                        409,
+                        "Conflict",
+                        "the first request with this Idempotency-Key is still running",
+                    ),
+                    replayed=False,
+                )
                 return
             await asyncio.sleep(0.05 if outcome == "pending" else 0)
 
         sent_body = False
 
-        async def replay_receive() -> Message:
+        async def replay_receive() -> dict[str, Any]:
             nonlocal sent_body
             if not sent_body:
                 sent_body = True
@@ -158,7 +190,7 @@ class IdempotencyMiddleware:
         content_type: str | None = None
         answer: list[bytes] = []
 
-        async def capture(message: Message) -> None:
+        async def capture(message: dict[str, Any]) -> None:
             nonlocal status, content_type
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -170,7 +202,8 @@ class IdempotencyMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, replay_receive, capture)
+            await self.app(scope, replay_receive, capture)  # type: ignore[arg-type]
         finally:
-            await anyio.to_thread.run_sync(_finish, engine, owner, key, status, content_type,
-                                           b"".join(answer))
+            await anyio.to_thread.run_sync(
+                _finish, engine, owner, key, status, content_type, b"".join(answer)
+            )

@@ -151,7 +151,7 @@ class Booking(Base):
     __tablename__ = "bookings"
     __table_args__ = (
         CheckConstraint('"end" > start', name="booking_positive"),
-        CheckConstraint("block_start <= start AND block_end >= \"end\"", name="booking_block"),
+        CheckConstraint('block_start <= start AND block_end >= "end"', name="booking_block"),
     )
 
     resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"), index=True)

@@ -42,8 +42,9 @@ def _local_until(rrule: str, zone_name: str) -> str:
             try:
                 until = datetime.strptime(part[6:], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
             except ValueError:
-                raise InvalidInput("rrule: UNTIL must look like 20270301T000000Z",
-                                   field="rrule") from None
+                raise InvalidInput(
+                    "rrule: UNTIL must look like 20270301T000000Z", field="rrule"
+                ) from None
             local = until.astimezone(ZoneInfo(zone_name)).replace(tzinfo=None)
             part = "UNTIL=" + local.strftime("%Y%m%dT%H%M%S")
         parts.append(part)
@@ -53,8 +54,9 @@ def _local_until(rrule: str, zone_name: str) -> str:
 def occurrences(rrule: str, local_start: datetime, zone_name: str) -> list[datetime]:
     """UTC starts of a series whose first occurrence is ``local_start`` (naive) in the zone."""
     try:
-        rule = rrulestr(_local_until(rrule, zone_name), dtstart=local_start, forceset=True,
-                        cache=False)
+        rule = rrulestr(
+            _local_until(rrule, zone_name), dtstart=local_start, forceset=True, cache=False
+        )
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"rrule: {exc}", field="rrule") from None
     zone = ZoneInfo(zone_name)
@@ -80,10 +82,15 @@ def create_series(
     length = timedelta(minutes=data.duration_minutes)
     check_project_period(project, starts[0], starts[-1] + length)
     series = BookingSeries(
-        resource_id=resource.id, project_id=project.id, created_by=actor.user_id,
-        title=data.title, rrule=rule, time_zone=data.time_zone,
+        resource_id=resource.id,
+        project_id=project.id,
+        created_by=actor.user_id,
+        title=data.title,
+        rrule=rule,
+        time_zone=data.time_zone,
         local_start=data.local_start.isoformat(timespec="seconds"),
-        duration_minutes=data.duration_minutes, skipped=[],
+        duration_minutes=data.duration_minutes,
+        skipped=[],
     )
     session.add(series)
     session.flush()
@@ -92,23 +99,43 @@ def create_series(
     for start in starts:
         try:
             with session.begin_nested():
-                bookings.append(place_booking(
-                    session, actor, resource=resource, project=project,
-                    borrower_unit_id=borrower, start=start, end=start + length,
-                    title=data.title, series_id=series.id, audit=False))
+                bookings.append(
+                    place_booking(
+                        session,
+                        actor,
+                        resource=resource,
+                        project=project,
+                        borrower_unit_id=borrower,
+                        start=start,
+                        end=start + length,
+                        title=data.title,
+                        series_id=series.id,
+                        audit=False,
+                    )
+                )
         except Conflict as exc:
             if not data.skip_conflicts:
-                raise Conflict(f"occurrence {start.isoformat()}: {exc.detail}", field="rrule",
-                               code=exc.extra.get("code", "conflict"),
-                               conflicts=exc.extra.get("conflicts", [])) from None
+                raise Conflict(
+                    f"occurrence {start.isoformat()}: {exc.detail}",
+                    field="rrule",
+                    code=exc.extra.get("code", "conflict"),
+                    conflicts=exc.extra.get("conflicts", []),
+                ) from None
             skipped.append(SkippedOccurrence(start=start, end=start + length, reason=exc.detail))
     if not bookings:
-        raise Conflict("every occurrence clashes; nothing was booked", field="rrule",
-                       code="overlap")
+        raise Conflict(
+            "every occurrence clashes; nothing was booked", field="rrule", code="overlap"
+        )
     series.skipped = [s.start.isoformat() for s in skipped]
     session.flush()
-    record(session, actor, "series.create", series, unit_id=resource.unit_id,
-           after=snapshot(series, occurrences=[b.start.isoformat() for b in bookings]))
+    record(
+        session,
+        actor,
+        "series.create",
+        series,
+        unit_id=resource.unit_id,
+        after=snapshot(series, occurrences=[b.start.isoformat() for b in bookings]),
+    )
     return series, bookings, skipped
 
 
@@ -121,8 +148,11 @@ def get_series(
     series = session.get(BookingSeries, series_id)
     if series is None:
         raise NotFound("no such series")
-    bookings = list(session.scalars(
-        select(Booking).where(Booking.series_id == series.id).order_by(Booking.start)))
+    bookings = list(
+        session.scalars(
+            select(Booking).where(Booking.series_id == series.id).order_by(Booking.start)
+        )
+    )
     if not bookings:
         raise NotFound("no such series")
     get_booking(session, actor, bookings[0].id)  # visibility follows the bookings

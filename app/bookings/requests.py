@@ -99,17 +99,22 @@ def _check_requirement_targets(session: Session, actor: Actor, data: RequestCrea
         if req.skill_id is not None:
             skill = session.get(Skill, req.skill_id)
             if skill is None or skill.retired_at is not None:
-                raise InvalidInput(f"{field}.skill_id: unknown or retired skill",
-                                   field=f"{field}.skill_id")
+                raise InvalidInput(
+                    f"{field}.skill_id: unknown or retired skill", field=f"{field}.skill_id"
+                )
         if req.device_type_id is not None:
             device_type = session.get(DeviceType, req.device_type_id)
             if device_type is None or device_type.retired_at is not None:
-                raise InvalidInput(f"{field}.device_type_id: unknown or retired device type",
-                                   field=f"{field}.device_type_id")
-        if req.resource_id is not None and not candidates(session, actor,
-                                                          resource_id=req.resource_id):
-            raise InvalidInput(f"{field}.resource_id: no such resource",
-                               field=f"{field}.resource_id")
+                raise InvalidInput(
+                    f"{field}.device_type_id: unknown or retired device type",
+                    field=f"{field}.device_type_id",
+                )
+        if req.resource_id is not None and not candidates(
+            session, actor, resource_id=req.resource_id
+        ):
+            raise InvalidInput(
+                f"{field}.resource_id: no such resource", field=f"{field}.resource_id"
+            )
 
 
 def create_request(session: Session, actor: Actor, data: RequestCreate) -> Request:
@@ -121,8 +126,9 @@ def create_request(session: Session, actor: Actor, data: RequestCreate) -> Reque
     if data.depends_on_id is not None:
         other = session.get(Request, data.depends_on_id)
         if other is None or other.project_id != project.id:
-            raise InvalidInput("depends_on_id: no such request in this project",
-                               field="depends_on_id")
+            raise InvalidInput(
+                "depends_on_id: no such request in this project", field="depends_on_id"
+            )
     request = Request(
         project_id=project.id,
         unit_id=unit_id,
@@ -137,9 +143,15 @@ def create_request(session: Session, actor: Actor, data: RequestCreate) -> Reque
         depends_on_id=data.depends_on_id,
         status=RequestStatus.OPEN.value,
         requirements=[
-            Requirement(position=i, kind=r.kind.value, skill_id=r.skill_id,
-                        min_level=r.min_level, device_type_id=r.device_type_id,
-                        resource_id=r.resource_id, quantity=r.quantity)
+            Requirement(
+                position=i,
+                kind=r.kind.value,
+                skill_id=r.skill_id,
+                min_level=r.min_level,
+                device_type_id=r.device_type_id,
+                resource_id=r.resource_id,
+                quantity=r.quantity,
+            )
             for i, r in enumerate(data.requirements)
         ],
     )
@@ -158,32 +170,55 @@ def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason
     """Withdraw a request and cancel its live bookings."""
     request = get_request(session, actor, request_id)
     _check_owner(actor, request)
-    if request.status not in (RequestStatus.OPEN.value, RequestStatus.ALLOCATED.value,
-                              RequestStatus.PENDING_APPROVAL.value,
-                              RequestStatus.CONFIRMED.value):
+    if request.status not in (
+        RequestStatus.OPEN.value,
+        RequestStatus.ALLOCATED.value,
+        RequestStatus.PENDING_APPROVAL.value,
+        RequestStatus.CONFIRMED.value,
+    ):
         raise Conflict(f"the request is {request.status}", code="wrong_status")
     before = snapshot(request)
-    for booking in session.scalars(select(Booking).where(
+    for booking in session.scalars(
+        select(Booking).where(
             Booking.request_id == request.id,
-            Booking.status.in_([s for s in LIVE_STATUSES if s != "completed"]))):
+            Booking.status.in_([s for s in LIVE_STATUSES if s != "completed"]),
+        )
+    ):
         b_before = snapshot(booking)
         booking.status = BookingStatus.CANCELLED.value
         booking.status_reason = f"request withdrawn: {reason}"
         booking.cancelled_at = request.updated_at
         booking.sequence += 1
-        record(session, actor, "booking.cancel", booking, unit_id=booking.lender_unit_id,
-               before=b_before, after=snapshot(booking), reason=booking.status_reason)
+        record(
+            session,
+            actor,
+            "booking.cancel",
+            booking,
+            unit_id=booking.lender_unit_id,
+            before=b_before,
+            after=snapshot(booking),
+            reason=booking.status_reason,
+        )
     request.status = RequestStatus.CANCELLED.value
     request.status_reason = reason
     session.flush()
-    record(session, actor, "request.cancel", request, unit_id=request.unit_id, before=before,
-           after=snapshot(request), reason=reason)
+    record(
+        session,
+        actor,
+        "request.cancel",
+        request,
+        unit_id=request.unit_id,
+        before=before,
+        after=snapshot(request),
+        reason=reason,
+    )
     return request
 
 
 def _candidates_for(session: Session, actor: Actor, requirement: Requirement) -> list[Resource]:
     return candidates(
-        session, actor,
+        session,
+        actor,
         skill_id=requirement.skill_id if requirement.kind == RequirementKind.SKILL.value else None,
         min_level=requirement.min_level,
         device_type_id=requirement.device_type_id,
@@ -194,12 +229,17 @@ def _candidates_for(session: Session, actor: Actor, requirement: Requirement) ->
 def _earliest_start(request: Request, session: Session) -> datetime:
     start = request.window_start
     if request.depends_on_id is not None:
-        ends = session.scalars(select(Booking.end).where(
-            Booking.request_id == request.depends_on_id,
-            Booking.status.in_(LIVE_STATUSES))).all()
+        ends = session.scalars(
+            select(Booking.end).where(
+                Booking.request_id == request.depends_on_id, Booking.status.in_(LIVE_STATUSES)
+            )
+        ).all()
         if not ends:
-            raise Conflict("depends_on_id: the request it depends on has no bookings yet",
-                           field="depends_on_id", code="dependency_unmet")
+            raise Conflict(
+                "depends_on_id: the request it depends on has no bookings yet",
+                field="depends_on_id",
+                code="dependency_unmet",
+            )
         start = max(start, max(ends))
     return start
 
@@ -213,17 +253,28 @@ def _first_fit(
 ) -> tuple[datetime, list[tuple[Requirement, Resource]]] | None:
     """The earliest start at which every requirement gets its quantity of distinct resources."""
     need = timedelta(minutes=request.duration_minutes)
-    starts = sorted({align(max(s, not_before), SERVE_STEP_MINUTES)
-                     for rs in free.values() for s, _ in rs if s < request.window_end}
-                    | {align(not_before, SERVE_STEP_MINUTES)})
+    starts = sorted(
+        {
+            align(max(s, not_before), SERVE_STEP_MINUTES)
+            for rs in free.values()
+            for s, _ in rs
+            if s < request.window_end
+        }
+        | {align(not_before, SERVE_STEP_MINUTES)}
+    )
     for at in starts:
         if at + need > request.window_end:
             break
         taken: set[uuid.UUID] = set()
         chosen: list[tuple[Requirement, Resource]] = []
         for requirement, pool in pools:
-            fits = [r for r in pool if r.id not in taken and r.id not in banned
-                    and any(s <= at and at + need <= e for s, e in merge(free[r.id]))]
+            fits = [
+                r
+                for r in pool
+                if r.id not in taken
+                and r.id not in banned
+                and any(s <= at and at + need <= e for s, e in merge(free[r.id]))
+            ]
             if len(fits) < requirement.quantity:
                 break
             for resource in fits[: requirement.quantity]:
@@ -234,20 +285,25 @@ def _first_fit(
     return None
 
 
-def serve_now(session: Session, actor: Actor, request_id: uuid.UUID) -> tuple[Request, list[Booking]]:
+def serve_now(
+    session: Session, actor: Actor, request_id: uuid.UUID
+) -> tuple[Request, list[Booking]]:
     """Book the earliest fit for an open request at once (first fit, no optimizer)."""
     request = get_request(session, actor, request_id)
     _check_owner(actor, request)
     if request.status != RequestStatus.OPEN.value:
-        raise Conflict(f"the request is {request.status}; only open requests are served",
-                       code="wrong_status")
+        raise Conflict(
+            f"the request is {request.status}; only open requests are served", code="wrong_status"
+        )
     project = get_project(session, actor, request.project_id)
     not_before = _earliest_start(request, session)
     pools = [(r, _candidates_for(session, actor, r)) for r in request.requirements]
     for requirement, pool in pools:
         if not pool:
-            raise Conflict(f"requirement {requirement.position}: no resource your unit may "
-                           "borrow matches it", code="no_eligible_resource")
+            raise Conflict(
+                f"requirement {requirement.position}: no resource your unit may borrow matches it",
+                code="no_eligible_resource",
+            )
     everyone = {r.id: r for _, pool in pools for r in pool}
     free = free_intervals(session, list(everyone.values()), not_before, request.window_end)
     banned: set[uuid.UUID] = set()
@@ -263,11 +319,20 @@ def serve_now(session: Session, actor: Actor, request_id: uuid.UUID) -> tuple[Re
                 bookings = []
                 for requirement, resource in chosen:
                     locked = rules.lock_resource(session, resource.id)
-                    bookings.append(place_booking(
-                        session, actor, resource=locked, project=project,
-                        borrower_unit_id=request.unit_id, start=at, end=end,
-                        title=request.title, request_id=request.id,
-                        requirement_id=requirement.id))
+                    bookings.append(
+                        place_booking(
+                            session,
+                            actor,
+                            resource=locked,
+                            project=project,
+                            borrower_unit_id=request.unit_id,
+                            start=at,
+                            end=end,
+                            title=request.title,
+                            request_id=request.id,
+                            requirement_id=requirement.id,
+                        )
+                    )
         except Conflict as exc:
             # A cap (or a booking made since the search) rules this resource out: try others.
             last_error = exc

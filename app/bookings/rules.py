@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from app.agreements.models import SharingAgreement
 from app.agreements.services import active_on, covers
-from app.bookings.availability import Interval, covers as inside, total_minutes, working_intervals
+from app.bookings.availability import Interval, total_minutes, working_intervals
+from app.bookings.availability import covers as inside
 from app.bookings.models import LIVE_STATUSES, Booking
 from app.catalog.models import DeviceType, Resource, ResourceKind, Unavailability
 from app.errors import Conflict, NotFound
@@ -32,9 +33,7 @@ def lock_resource(session: Session, resource_id: uuid.UUID) -> Resource:
     exclusion constraint stays the last word on overlaps. SQLite transactions are
     serialised already (app.db), and SQLite ignores ``FOR UPDATE``.
     """
-    resource = session.scalar(
-        select(Resource).where(Resource.id == resource_id).with_for_update()
-    )
+    resource = session.scalar(select(Resource).where(Resource.id == resource_id).with_for_update())
     if resource is None:
         raise NotFound("no such resource")
     return resource
@@ -74,8 +73,10 @@ def buffers(session: Session, resource: Resource) -> tuple[timedelta, timedelta]
     device_type = session.get(DeviceType, resource.device_type_id)
     if device_type is None:
         return timedelta(0), timedelta(0)
-    return (timedelta(minutes=device_type.setup_minutes),
-            timedelta(minutes=device_type.teardown_minutes))
+    return (
+        timedelta(minutes=device_type.setup_minutes),
+        timedelta(minutes=device_type.teardown_minutes),
+    )
 
 
 def unavailable_periods(
@@ -136,14 +137,20 @@ def check_slot(
         raise Conflict(
             f"{_slot(start, end)} is outside the working hours of {resource.name} "
             f"({resource.time_zone})",
-            field="start", code="outside_working_hours", resource_id=str(resource.id),
+            field="start",
+            code="outside_working_hours",
+            resource_id=str(resource.id),
         )
     periods = unavailable_periods(session, [resource.id], start, end).get(resource.id, [])
     if periods:
         s, e = periods[0]
-        raise Conflict(f"{resource.name} is unavailable {_slot(s, e)}", field="start",
-                       code="unavailable", resource_id=str(resource.id), conflicts=[{"start": s.isoformat(),
-                                                       "end": e.isoformat()}])
+        raise Conflict(
+            f"{resource.name} is unavailable {_slot(s, e)}",
+            field="start",
+            code="unavailable",
+            resource_id=str(resource.id),
+            conflicts=[{"start": s.isoformat(), "end": e.isoformat()}],
+        )
     clashes = live_blocks(session, [resource.id], block[0], block[1], exclude).get(resource.id, [])
     if clashes:
         raise overlap_error(resource, clashes[0])
@@ -156,12 +163,14 @@ def overlap_error(resource: Resource, clash: Booking) -> Conflict:
         field="start",
         code="overlap",
         resource_id=str(resource.id),
-        conflicts=[{
-            "booking_id": str(clash.id),
-            "start": clash.start.isoformat(),
-            "end": clash.end.isoformat(),
-            "status": clash.status,
-        }],
+        conflicts=[
+            {
+                "booking_id": str(clash.id),
+                "start": clash.start.isoformat(),
+                "end": clash.end.isoformat(),
+                "status": clash.status,
+            }
+        ],
     )
 
 
@@ -201,18 +210,25 @@ def check_caps(
     if agreement is None:
         return
     excluded = list(exclude)
-    not_excluded = Booking.id.not_in(excluded) if excluded else and_()
+    not_excluded = Booking.id.not_in(excluded) if excluded else true()
     if agreement.hours_per_month_cap is not None:
         for month in _months(start, end, ZoneInfo("UTC")):
-            used = _booked_minutes(session, month, Booking.resource_id == resource.id,
-                                   Booking.agreement_id == agreement.id, not_excluded)
+            used = _booked_minutes(
+                session,
+                month,
+                Booking.resource_id == resource.id,
+                Booking.agreement_id == agreement.id,
+                not_excluded,
+            )
             new = total_minutes([(max(start, month[0]), min(end, month[1]))])
             if used + new > agreement.hours_per_month_cap * 60:
                 raise Conflict(
                     f"the agreement allows {agreement.hours_per_month_cap} h per month of "
                     f"{resource.name}; {used / 60:.1f} h are booked in the month of "
                     f"{month[0].date().isoformat()}",
-                    field="end", code="agreement_cap", resource_id=str(resource.id),
+                    field="end",
+                    code="agreement_cap",
+                    resource_id=str(resource.id),
                 )
     if resource.kind == ResourceKind.EXPERT.value and resource.lending_cap_bp < 10_000:
         zone = ZoneInfo(resource.time_zone)
@@ -221,20 +237,31 @@ def check_caps(
                 working_intervals(resource.working_hours, resource.time_zone, *month)
             )
             allowed = working * resource.lending_cap_bp // 10_000
-            used = _booked_minutes(session, month, Booking.resource_id == resource.id,
-                                   Booking.borrower_unit_id != resource.unit_id, not_excluded)
+            used = _booked_minutes(
+                session,
+                month,
+                Booking.resource_id == resource.id,
+                Booking.borrower_unit_id != resource.unit_id,
+                not_excluded,
+            )
             new = total_minutes([(max(start, month[0]), min(end, month[1]))])
             if used + new > allowed:
                 raise Conflict(
                     f"{resource.name} may lend {resource.lending_cap_bp / 100:g}% of working "
                     f"time ({allowed / 60:.1f} h) in that month; {used / 60:.1f} h are booked",
-                    field="end", code="lending_cap", resource_id=str(resource.id),
+                    field="end",
+                    code="lending_cap",
+                    resource_id=str(resource.id),
                 )
 
 
 def count_live(session: Session, resource_id: uuid.UUID) -> int:
     """Live bookings of a resource (for tests and sanity checks)."""
-    return session.scalar(
-        select(func.count()).where(Booking.resource_id == resource_id,
-                                   Booking.status.in_(LIVE_STATUSES))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Booking.resource_id == resource_id, Booking.status.in_(LIVE_STATUSES)
+            )
+        )
+        or 0
+    )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from app.bookings.models import BookingStatus, RequestStatus, RequirementKind
 from app.schemas import Name, Schema, Text, TimeZoneName, UtcDatetime, end_after_start
@@ -117,7 +117,7 @@ class RequestCreate(Schema):
 
     @field_validator("window_end")
     @classmethod
-    def _window(cls, value: datetime, info) -> datetime:  # type: ignore[no-untyped-def]
+    def _window(cls, value: datetime, info: ValidationInfo) -> datetime:
         start = info.data.get("window_start")
         duration = info.data.get("duration_minutes")
         if start is not None:

@@ -47,11 +47,13 @@ def candidates(
     query = select(Resource).where(Resource.retired_at.is_(None), visible_resources(actor))
     if skill_id is not None:
         query = query.where(
-            select(ExpertSkill.id).where(
+            select(ExpertSkill.id)
+            .where(
                 ExpertSkill.resource_id == Resource.id,
                 ExpertSkill.skill_id == skill_id,
                 ExpertSkill.level >= min_level,
-            ).exists()
+            )
+            .exists()
         )
     if device_type_id is not None:
         query = query.where(Resource.device_type_id == device_type_id)
@@ -60,15 +62,18 @@ def candidates(
     return list(session.scalars(query.order_by(Resource.name, Resource.id)))
 
 
-def _buffers_by_type(session: Session, resources: list[Resource]) -> dict[uuid.UUID, Interval]:
+def _buffers_by_type(
+    session: Session, resources: list[Resource]
+) -> dict[uuid.UUID, tuple[timedelta, timedelta]]:
     type_ids = {r.device_type_id for r in resources if r.device_type_id}
     if not type_ids:
         return {}
     rows = session.execute(
-        select(DeviceType.id, DeviceType.setup_minutes, DeviceType.teardown_minutes)
-        .where(DeviceType.id.in_(type_ids))
+        select(DeviceType.id, DeviceType.setup_minutes, DeviceType.teardown_minutes).where(
+            DeviceType.id.in_(type_ids)
+        )
     )
-    return {tid: (timedelta(minutes=s), timedelta(minutes=t)) for tid, s, t in rows}  # type: ignore[misc]
+    return {tid: (timedelta(minutes=s), timedelta(minutes=t)) for tid, s, t in rows}
 
 
 def free_intervals(
@@ -82,8 +87,9 @@ def free_intervals(
     buffers = _buffers_by_type(session, resources)
     out: dict[uuid.UUID, list[Interval]] = {}
     for resource in resources:
-        before, after = buffers.get(resource.device_type_id or uuid.UUID(int=0),
-                                    (timedelta(0), timedelta(0)))
+        before, after = buffers.get(
+            resource.device_type_id or uuid.UUID(int=0), (timedelta(0), timedelta(0))
+        )
         busy = [(b.block_start - after, b.block_end + before) for b in booked.get(resource.id, [])]
         work = working_intervals(resource.working_hours, resource.time_zone, start, end)
         out[resource.id] = subtract(work, [*off.get(resource.id, []), *busy])
@@ -105,10 +111,12 @@ def search_slots(
 ) -> list[Slot]:
     """Each matching resource's earliest free slot of ``duration_minutes``, earliest first."""
     if (skill_id is None) == (device_type_id is None):
-        raise InvalidInput("skill_id: give a skill_id or a device_type_id (one of them)",
-                           field="skill_id")
-    resources = candidates(session, actor, skill_id=skill_id, min_level=min_level,
-                           device_type_id=device_type_id)
+        raise InvalidInput(
+            "skill_id: give a skill_id or a device_type_id (one of them)", field="skill_id"
+        )
+    resources = candidates(
+        session, actor, skill_id=skill_id, min_level=min_level, device_type_id=device_type_id
+    )
     free = free_intervals(session, resources, start, end)
     need = timedelta(minutes=duration_minutes)
     slots = []

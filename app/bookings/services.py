@@ -129,8 +129,14 @@ def place_booking(
     )
     insert_checked(session, resource, booking)
     if audit:
-        record(session, actor, "booking.create", booking, unit_id=booking.lender_unit_id,
-               after=snapshot(booking))
+        record(
+            session,
+            actor,
+            "booking.create",
+            booking,
+            unit_id=booking.lender_unit_id,
+            after=snapshot(booking),
+        )
     return booking
 
 
@@ -155,8 +161,12 @@ def visible_resource(session: Session, actor: Actor, resource_id: uuid.UUID) -> 
     """Lock and return a resource the actor may see (404 otherwise)."""
     from app.agreements.services import visible_resources
 
-    if session.scalar(select(Resource.id).where(Resource.id == resource_id,
-                                                visible_resources(actor))) is None:
+    if (
+        session.scalar(
+            select(Resource.id).where(Resource.id == resource_id, visible_resources(actor))
+        )
+        is None
+    ):
         raise NotFound("no such resource")
     return rules.lock_resource(session, resource_id)
 
@@ -167,9 +177,16 @@ def book(session: Session, actor: Actor, data: BookingCreate) -> Booking:
     borrower = borrowing_unit(session, actor, project)
     check_project_period(project, data.start, data.end)
     resource = visible_resource(session, actor, data.resource_id)
-    return place_booking(session, actor, resource=resource, project=project,
-                         borrower_unit_id=borrower, start=data.start, end=data.end,
-                         title=data.title)
+    return place_booking(
+        session,
+        actor,
+        resource=resource,
+        project=project,
+        borrower_unit_id=borrower,
+        start=data.start,
+        end=data.end,
+        title=data.title,
+    )
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -240,8 +257,16 @@ def _transition(
     for key, value in changes.items():
         setattr(booking, key, value)
     session.flush()
-    record(session, actor, action, booking, unit_id=booking.lender_unit_id, before=before,
-           after=snapshot(booking), reason=reason)
+    record(
+        session,
+        actor,
+        action,
+        booking,
+        unit_id=booking.lender_unit_id,
+        before=before,
+        after=snapshot(booking),
+        reason=reason,
+    )
     if booking.request_id is not None:
         sync_request(session, actor, booking.request_id, reason)
     return booking
@@ -263,11 +288,18 @@ def approve(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
     resource = rules.lock_resource(session, booking.resource_id)
     session.refresh(booking)
     _require_status(booking, BookingStatus.PENDING_APPROVAL)
-    agreement = session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
-    rules.check_slot(session, resource, booking.start, booking.end,
-                     (booking.block_start, booking.block_end), exclude=[booking.id])
-    rules.check_caps(session, resource, agreement, booking.start, booking.end,
-                     exclude=[booking.id])
+    agreement = (
+        session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
+    )
+    rules.check_slot(
+        session,
+        resource,
+        booking.start,
+        booking.end,
+        (booking.block_start, booking.block_end),
+        exclude=[booking.id],
+    )
+    rules.check_caps(session, resource, agreement, booking.start, booking.end, exclude=[booking.id])
     return _transition(session, actor, booking, BookingStatus.CONFIRMED, "booking.approve", reason)
 
 
@@ -286,9 +318,14 @@ def confirm(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
     if not _is_borrower(actor, booking):
         raise PermissionDenied("confirming needs a borrower-side role")
     _require_status(booking, BookingStatus.TENTATIVE)
-    agreement = session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
-    to = (BookingStatus.PENDING_APPROVAL if agreement is not None and agreement.requires_approval
-          else BookingStatus.CONFIRMED)
+    agreement = (
+        session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
+    )
+    to = (
+        BookingStatus.PENDING_APPROVAL
+        if agreement is not None and agreement.requires_approval
+        else BookingStatus.CONFIRMED
+    )
     return _transition(session, actor, booking, to, "booking.confirm", reason)
 
 
@@ -299,8 +336,15 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
         raise PermissionDenied("cancelling needs a borrower-side or lender-side role")
     _require_status(booking, *CANCELLABLE)
     side = "borrower" if _is_borrower(actor, booking) else "lender"
-    return _transition(session, actor, booking, BookingStatus.CANCELLED, "booking.cancel",
-                       f"{side}: {reason}", cancelled_at=utcnow())
+    return _transition(
+        session,
+        actor,
+        booking,
+        BookingStatus.CANCELLED,
+        "booking.cancel",
+        f"{side}: {reason}",
+        cancelled_at=utcnow(),
+    )
 
 
 def complete(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
@@ -332,14 +376,23 @@ def check_in(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:
         raise Conflict("only device bookings are checked in", code="not_a_device")
     now = utcnow()
     if not (booking.block_start <= now < booking.end):
-        raise Conflict("check-in opens at the booking's set-up start and closes at its end",
-                       code="check_in_window")
+        raise Conflict(
+            "check-in opens at the booking's set-up start and closes at its end",
+            code="check_in_window",
+        )
     if booking.checked_in_at is None:
         before = snapshot(booking)
         booking.checked_in_at = now
         session.flush()
-        record(session, actor, "booking.check_in", booking, unit_id=booking.lender_unit_id,
-               before=before, after=snapshot(booking))
+        record(
+            session,
+            actor,
+            "booking.check_in",
+            booking,
+            unit_id=booking.lender_unit_id,
+            before=before,
+            after=snapshot(booking),
+        )
     return booking
 
 
@@ -359,10 +412,17 @@ def _release(session: Session, actor: Actor, booking: Booking, now: datetime) ->
     if grace is None:
         raise Conflict("only device bookings are released for no-show", code="not_a_device")
     if booking.checked_in_at is not None or now < booking.start + grace:
-        raise Conflict("the grace period has not passed, or the device was checked in",
-                       code="not_a_no_show")
-    return _transition(session, actor, booking, BookingStatus.RELEASED, "booking.release",
-                       f"no check-in within {int(grace.total_seconds() // 60)} minutes")
+        raise Conflict(
+            "the grace period has not passed, or the device was checked in", code="not_a_no_show"
+        )
+    return _transition(
+        session,
+        actor,
+        booking,
+        BookingStatus.RELEASED,
+        "booking.release",
+        f"no check-in within {int(grace.total_seconds() // 60)} minutes",
+    )
 
 
 def sweep(session: Session, actor: Actor, now: datetime | None = None) -> dict[str, int]:
@@ -372,10 +432,12 @@ def sweep(session: Session, actor: Actor, now: datetime | None = None) -> dict[s
     candidates = session.scalars(
         select(Booking)
         .join(Resource, Resource.id == Booking.resource_id)
-        .where(Booking.status == BookingStatus.CONFIRMED.value,
-               Booking.checked_in_at.is_(None),
-               Booking.start < now,
-               Resource.kind == ResourceKind.DEVICE.value)
+        .where(
+            Booking.status == BookingStatus.CONFIRMED.value,
+            Booking.checked_in_at.is_(None),
+            Booking.start < now,
+            Resource.kind == ResourceKind.DEVICE.value,
+        )
     ).all()
     for booking in candidates:
         try:
@@ -386,14 +448,21 @@ def sweep(session: Session, actor: Actor, now: datetime | None = None) -> dict[s
             continue
     expired = 0
     for request in session.scalars(
-        select(Request).where(Request.status == RequestStatus.OPEN.value,
-                              Request.window_end <= now)
+        select(Request).where(Request.status == RequestStatus.OPEN.value, Request.window_end <= now)
     ):
         before = snapshot(request)
         request.status = RequestStatus.EXPIRED.value
         request.status_reason = "the window passed without an allocation"
-        record(session, actor, "request.expire", request, unit_id=request.unit_id,
-               before=before, after=snapshot(request), reason=request.status_reason)
+        record(
+            session,
+            actor,
+            "request.expire",
+            request,
+            unit_id=request.unit_id,
+            before=before,
+            after=snapshot(request),
+            reason=request.status_reason,
+        )
         expired += 1
     session.flush()
     return {"released": released, "expired": expired}
@@ -410,8 +479,10 @@ def sync_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: 
     cancelled; otherwise the least advanced live booking sets the status.
     """
     request = session.get(Request, request_id)
-    if request is None or request.status in (RequestStatus.CANCELLED.value,
-                                              RequestStatus.DECLINED.value):
+    if request is None or request.status in (
+        RequestStatus.CANCELLED.value,
+        RequestStatus.DECLINED.value,
+    ):
         return
     bookings = session.scalars(select(Booking).where(Booking.request_id == request_id)).all()
     statuses = {b.status for b in bookings}
@@ -438,17 +509,27 @@ def sync_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: 
         request.status = new.value
         request.status_reason = reason
         session.flush()
-        record(session, actor, f"request.{new.value}", request, unit_id=request.unit_id,
-               before=before, after=snapshot(request), reason=reason)
+        record(
+            session,
+            actor,
+            f"request.{new.value}",
+            request,
+            unit_id=request.unit_id,
+            before=before,
+            after=snapshot(request),
+            reason=reason,
+        )
 
 
 def project_members(session: Session, project_id: uuid.UUID) -> set[uuid.UUID]:
     """User ids of a project's members."""
-    return set(session.scalars(select(ProjectMember.user_id).where(
-        ProjectMember.project_id == project_id)))
+    return set(
+        session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id))
+    )
 
 
 def participating_units(session: Session, project_id: uuid.UUID) -> set[uuid.UUID]:
     """Unit ids holding a cost-share term in the project."""
-    return set(session.scalars(select(ProjectShare.unit_id).where(
-        ProjectShare.project_id == project_id)))
+    return set(
+        session.scalars(select(ProjectShare.unit_id).where(ProjectShare.project_id == project_id))
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from datetime import datetime
@@ -50,7 +51,7 @@ def check_working_hours(
                 raise ValueError(f"{day}: {pair[0]}–{pair[1]} ends before it starts")
             cleaned.append([pair[0], pair[1]])
         cleaned.sort(key=lambda p: _minutes(p[0]))
-        for a, b in zip(cleaned, cleaned[1:], strict=False):
+        for a, b in itertools.pairwise(cleaned):
             if _minutes(b[0]) < _minutes(a[1]):
                 raise ValueError(f"{day}: ranges {a[0]}–{a[1]} and {b[0]}–{b[1]} overlap")
         if cleaned:

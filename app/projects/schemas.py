@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from app.schemas import BasisPoints, Code, CurrencyCode, IsoDate, Name, Schema, Text
 
@@ -46,7 +46,7 @@ class ProjectCreate(Schema):
 
     @field_validator("end_date")
     @classmethod
-    def _period(cls, value: date, info) -> date:  # type: ignore[no-untyped-def]
+    def _period(cls, value: date, info: ValidationInfo) -> date:
         start = info.data.get("start_date")
         if start is not None and value < start:
             raise ValueError("must not be before start_date")

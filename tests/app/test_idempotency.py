@@ -46,8 +46,12 @@ def test_same_key_other_body_is_refused(client, world, app):
 
 def test_errors_are_replayed_too_and_keys_are_per_caller(client, world, app):
     w = build(world)
-    body = {"resource_id": str(w.expert), "project_id": str(w.project),
-            "start": "2027-03-01T06:00:00+01:00", "end": "2027-03-01T07:00:00+01:00"}
+    body = {
+        "resource_id": str(w.expert),
+        "project_id": str(w.project),
+        "start": "2027-03-01T06:00:00+01:00",
+        "end": "2027-03-01T07:00:00+01:00",
+    }
     headers = {**w.requester, "Idempotency-Key": "k-3"}
     first = client.post("/bookings", json=body, headers=headers)
     assert first.status_code == 409
@@ -55,8 +59,9 @@ def test_errors_are_replayed_too_and_keys_are_per_caller(client, world, app):
     # another caller with the same key is a different scope
     lead = world.headers("lead")
     mine = {**body, **BODY_SLOT}
-    assert client.post("/bookings", json=mine, headers={**lead, "Idempotency-Key": "k-3"}
-                       ).status_code in (201, 403)
+    assert client.post(
+        "/bookings", json=mine, headers={**lead, "Idempotency-Key": "k-3"}
+    ).status_code in (201, 403)
 
 
 def test_concurrent_retries_create_one_booking(client, world, app):
