@@ -185,6 +185,21 @@ def keys_revoke(key_id: str, reason: str) -> None:
         click.echo(f"revoked {ident}")
 
 
+@main.group()
+def bookings() -> None:
+    """Bookings."""
+
+
+@bookings.command("sweep")
+def bookings_sweep() -> None:
+    """Release device bookings nobody checked in; expire open requests whose window passed."""
+    from app.bookings.services import sweep
+
+    with _scope() as session:
+        counts = sweep(session, SYSTEM)
+    click.echo(f"released {counts['released']} no-shows, expired {counts['expired']} requests")
+
+
 def run() -> None:
     """Entry point that turns domain errors into a one-line message."""
     try:
