@@ -197,7 +197,12 @@ def revoke_key(session: Session, actor: Actor, key_id: uuid.UUID, reason: str = 
     """Revoke a key at once; revoking twice is harmless."""
     key = session.get(ApiKey, key_id)
     user = session.get(User, key.user_id) if key else None
-    if key is None or user is None or not (actor.is_admin or _may_manage_keys_of(actor, user)):
+    if key is None or user is None:
+        raise NotFound("no such API key")
+    if not (actor.is_admin or _may_manage_keys_of(actor, user)):
+        if actor.sees_everything:
+            # auditors can list the key, so hiding it would be a lie: the role is what's missing
+            raise PermissionDenied("revoking another user's key needs unit_manager or admin")
         raise NotFound("no such API key")
     if key.revoked_at is None:
         before = snapshot(key)
