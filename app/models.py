@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.agreements.models import AgreementItem, SharingAgreement
+from app.allocation.models import AllocationRun
 from app.audit.models import AuditEvent
 from app.auth.models import ApiKey, User
 from app.base import metadata
@@ -22,12 +23,14 @@ from app.catalog.models import (
     Skill,
     Unavailability,
 )
+from app.feeds.models import FeedSubscription
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.units.models import Unit
 from ledger import models as ledger_models  # noqa: F401  (the ledger's tables share the metadata)
 
 __all__ = [
     "AgreementItem",
+    "AllocationRun",
     "ApiKey",
     "AuditEvent",
     "Booking",
@@ -35,6 +38,7 @@ __all__ = [
     "Device",
     "DeviceType",
     "Expert",
+    "FeedSubscription",
     "ExpertSkill",
     "IdempotencyRecord",
     "Project",

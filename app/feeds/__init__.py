@@ -1,0 +1,1 @@
+"""feeds context: private iCalendar subscriptions, and busy time imported from .ics files."""

@@ -1,0 +1,274 @@
+"""Calendar feeds: issuing, rotating and revoking secret feed URLs, and answering a fetch.
+
+A feed's token carries 256 random bits and is stored only as its SHA-256, like an API key;
+it is shown when the feed is made or rotated and never again. An unknown, rotated-away or
+revoked token, an inactive owner, or a target the owner may no longer see: all are 404.
+
+Whoever may see a target may make a feed of it: an expert or device their unit owns or an
+agreement shows it; their own unit (any unit, for admins and auditors); a project their unit
+takes part in; and "mine", the bookings they made and, if they are an expert, theirs.
+Each fetch is answered as the owner sees things at that moment (see :mod:`app.feeds.content`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.agreements.services import visible_resources
+from app.audit.services import record, snapshot
+from app.auth.actor import Actor
+from app.auth.models import Role, User
+from app.auth.services import hash_token
+from app.base import utcnow
+from app.catalog.models import Resource
+from app.errors import Conflict, NotFound
+from app.feeds.content import FeedScope, load_records
+from app.feeds.models import FeedKind, FeedSubscription
+from app.feeds.schemas import FeedCreate
+from app.projects.services import get_project
+from app.units.models import Unit
+from calendars import FeedSpec, FeedVersion, feed_version, render_feed
+
+TOKEN_PREFIX = "cpf_"
+WINDOW_BACK = timedelta(days=90)
+"""How far back a feed reaches."""
+WINDOW_AHEAD = timedelta(days=548)
+"""How far ahead a feed reaches (about 18 months)."""
+REFRESH_INTERVAL = timedelta(hours=1)
+"""How often clients are asked to poll (a 304 is cheap)."""
+CANCELLED_GRACE = timedelta(days=7)
+"""How long a cancelled booking stays in a feed as STATUS:CANCELLED before it leaves."""
+
+
+# --- issuing and managing feeds -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLinks:
+    """The addresses of a feed: as given by the service, for calendar apps, for Google."""
+
+    url: str
+    webcal_url: str
+    google_url: str
+
+
+def links(public_base_url: str, token: str) -> FeedLinks:
+    """The URLs under which a token's feed is fetched."""
+    url = f"{public_base_url.rstrip('/')}/feeds/{token}.ics"
+    webcal = "webcal://" + url.split("://", 1)[-1]
+    google = "https://calendar.google.com/calendar/render?cid=" + quote(webcal, safe="")
+    return FeedLinks(url=url, webcal_url=webcal, google_url=google)
+
+
+def _target(
+    session: Session, owner: Actor, kind: FeedKind, target_id: uuid.UUID | None
+) -> tuple[str, str]:
+    """Check that ``owner`` may see the feed's target: its default name and display zone."""
+    if kind in (FeedKind.EXPERT, FeedKind.DEVICE):
+        row = session.execute(
+            select(Resource.name, Resource.time_zone).where(
+                Resource.id == target_id, Resource.kind == kind.value, visible_resources(owner)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no such {kind.value}")
+        return row.name, row.time_zone
+    if kind is FeedKind.UNIT:
+        unit = session.get(Unit, target_id)
+        if unit is None or not (owner.sees_everything or unit.id == owner.unit_id):
+            raise NotFound("no such unit")
+        return f"{unit.name}: bookings", "UTC"
+    if kind is FeedKind.PROJECT:
+        assert target_id is not None
+        project = get_project(session, owner, target_id)
+        return f"{project.code}: {project.name}", "UTC"
+    return f"{owner.name}: my bookings", "UTC"
+
+
+def create_feed(session: Session, actor: Actor, data: FeedCreate) -> tuple[FeedSubscription, str]:
+    """A new feed of something the actor may see; the token is returned this once."""
+    default_name, default_zone = _target(session, actor, data.kind, data.target_id)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    feed = FeedSubscription(
+        user_id=actor.user_id,
+        kind=data.kind.value,
+        target_id=data.target_id,
+        name=data.name or f"copool: {default_name}",
+        time_zone=data.time_zone or default_zone,
+        prefix=token[:12],
+        token_sha256=hash_token(token),
+    )
+    session.add(feed)
+    session.flush()
+    record(session, actor, "feed.create", feed, unit_id=actor.unit_id, after=snapshot(feed))
+    return feed, token
+
+
+def _own_feed(session: Session, actor: Actor, feed_id: uuid.UUID) -> FeedSubscription:
+    feed = session.get(FeedSubscription, feed_id)
+    if feed is None or not (feed.user_id == actor.user_id or actor.is_admin):
+        raise NotFound("no such feed")
+    return feed
+
+
+def get_feed(session: Session, actor: Actor, feed_id: uuid.UUID) -> FeedSubscription:
+    """One of the actor's feeds (any feed, for admins)."""
+    return _own_feed(session, actor, feed_id)
+
+
+def list_feeds(session: Session, actor: Actor, *, include_revoked: bool) -> list[FeedSubscription]:
+    """The actor's own feeds, newest first."""
+    query = select(FeedSubscription).where(FeedSubscription.user_id == actor.user_id)
+    if not include_revoked:
+        query = query.where(FeedSubscription.revoked_at.is_(None))
+    return list(
+        session.scalars(query.order_by(FeedSubscription.created_at.desc(), FeedSubscription.id))
+    )
+
+
+def rotate_feed(session: Session, actor: Actor, feed_id: uuid.UUID) -> tuple[FeedSubscription, str]:
+    """Give a feed a new token: the old URL stops working at once (its subscribers get 404)."""
+    feed = _own_feed(session, actor, feed_id)
+    if feed.revoked_at is not None:
+        raise Conflict("the feed is revoked; make a new one", code="revoked")
+    before = snapshot(feed)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    feed.token_sha256 = hash_token(token)
+    feed.prefix = token[:12]
+    feed.rotated_at = utcnow()
+    session.flush()
+    record(
+        session,
+        actor,
+        "feed.rotate",
+        feed,
+        unit_id=actor.unit_id,
+        before=before,
+        after=snapshot(feed),
+    )
+    return feed, token
+
+
+def revoke_feed(
+    session: Session, actor: Actor, feed_id: uuid.UUID, reason: str = ""
+) -> FeedSubscription:
+    """Revoke a feed for good; revoking twice is harmless."""
+    feed = _own_feed(session, actor, feed_id)
+    if feed.revoked_at is None:
+        before = snapshot(feed)
+        feed.revoked_at = utcnow()
+        session.flush()
+        record(
+            session,
+            actor,
+            "feed.revoke",
+            feed,
+            unit_id=actor.unit_id,
+            before=before,
+            after=snapshot(feed),
+            reason=reason,
+        )
+    return feed
+
+
+# --- answering a fetch ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Preconditions:
+    """The validators a client sent: ``If-None-Match`` tags, ``If-Modified-Since``."""
+
+    if_none_match: tuple[str, ...] = ()
+    """Entity tags as sent (quotes kept, ``W/`` allowed), or ``("*",)``."""
+    if_modified_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedAnswer:
+    """A feed's validators, and its body unless the client's copy is current (304)."""
+
+    etag: str
+    last_modified: datetime
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenFeed:
+    subscription: FeedSubscription
+    scope: FeedScope
+    spec: FeedSpec
+
+
+def _open(session: Session, token: str) -> _OpenFeed:
+    """The live feed behind a token, with its owner as they are now; 404 otherwise."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise NotFound("no such feed")
+    row = session.execute(
+        select(FeedSubscription, User)
+        .join(User, User.id == FeedSubscription.user_id)
+        .where(FeedSubscription.token_sha256 == hash_token(token))
+    ).first()
+    if row is None:
+        raise NotFound("no such feed")
+    feed, user = row
+    if feed.revoked_at is not None or not user.active:
+        raise NotFound("no such feed")
+    owner = Actor(
+        user_id=user.id,
+        unit_id=user.unit_id,
+        roles=frozenset(Role(r) for r in user.roles),
+        name=user.name,
+    )
+    kind = FeedKind(feed.kind)
+    _target(session, owner, kind, feed.target_id)
+    spec = FeedSpec(
+        name=feed.name,
+        display_tz=feed.time_zone,
+        window_back=WINDOW_BACK,
+        window_ahead=WINDOW_AHEAD,
+        refresh_interval=REFRESH_INTERVAL,
+        cancelled_grace=CANCELLED_GRACE,
+    )
+    return _OpenFeed(feed, FeedScope(kind, feed.target_id, owner, user.email), spec)
+
+
+def _last_modified(feed: _OpenFeed, version: FeedVersion) -> datetime:
+    # Renaming the feed changes its content too; and an empty feed still needs a date.
+    changed = feed.subscription.updated_at
+    return changed if version.last_modified is None else max(changed, version.last_modified)
+
+
+def _is_current(version: FeedVersion, last_modified: datetime, pre: Preconditions) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match (weak comparison) decides; else If-Modified-Since."""
+    if pre.if_none_match:
+        return any(
+            tag == "*" or tag.removeprefix("W/") == version.etag for tag in pre.if_none_match
+        )
+    if pre.if_modified_since is not None:
+        return last_modified.replace(microsecond=0) <= pre.if_modified_since
+    return False
+
+
+def fetch_feed(session: Session, token: str, pre: Preconditions, *, now: datetime) -> FeedAnswer:
+    """A feed as of ``now``; when the client's copy is current, its validators only.
+
+    The 304 path reads only what the ETag covers and never renders.
+    """
+    feed = _open(session, token)
+    if pre.if_none_match or pre.if_modified_since is not None:
+        records = load_records(session, feed.scope, feed.spec, now, details=False)
+        version = feed_version(feed.spec, records, now=now)
+        last_modified = _last_modified(feed, version)
+        if _is_current(version, last_modified, pre):
+            return FeedAnswer(version.etag, last_modified, None)
+    records = load_records(session, feed.scope, feed.spec, now, details=True)
+    version = feed_version(feed.spec, records, now=now)
+    body = render_feed(feed.spec, records, now=now)
+    return FeedAnswer(version.etag, _last_modified(feed, version), body)
