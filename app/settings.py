@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     """Longest date span a query or a period may cover, in days."""
     api_key_touch_seconds: int = Field(default=60, ge=0)
     """An API key's ``last_used_at`` is written at most this often (saves a write per request)."""
+    allocation_processes: int = Field(default=1, ge=1, le=16)
+    """Allocation runs solved at once per app worker (each in its own process)."""
+    solver_workers: int = Field(default=2, ge=1, le=32)
+    """CP-SAT search workers inside one allocation run."""
     public_base_url: str = "http://127.0.0.1:8000"
     """Base URL under which the service is reached (used in links it hands out)."""
 

@@ -1,0 +1,1 @@
+"""Allocation runs: snapshot → scheduling.solve in a process pool → plan → apply as bookings."""

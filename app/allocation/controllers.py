@@ -1,0 +1,55 @@
+"""HTTP routes for allocation runs."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, Request
+from sqlalchemy.orm import Session
+
+from app.allocation import services
+from app.allocation.models import RunStatus
+from app.allocation.schemas import RunCreate, RunRead
+from app.auth.actor import Actor
+from app.pagination import Limit, Offset, page
+from app.problems import LIST, READ, WRITE
+from app.routing import get, post
+from app.schemas import Page
+
+
+class AllocationRunController(Controller):
+    """Optimised allocation of the shared pool, run in the background."""
+
+    path = "/allocation-runs"
+    tags = ["allocation"]
+
+    @post("/", status_code=202, responses=WRITE, summary="Start a run (answers at once: 202)")
+    def start_run(
+        self, actor: Actor, db_session: Session, data: RunCreate, request: Request  # type: ignore[type-arg]
+    ) -> RunRead:
+        run = services.start_run(db_session, actor, data)
+        db_session.commit()  # the worker process must see the run
+        services.submit(request.app.state.run_pool, run)
+        return RunRead.model_validate(run)
+
+    @get("/", responses=LIST, summary="Runs of the caller's unit")
+    def list_runs(
+        self,
+        actor: Actor,
+        db_session: Session,
+        limit: Limit = 20,
+        offset: Offset = 0,
+        status: RunStatus | None = None,
+    ) -> Page[RunRead]:
+        rows, total = services.list_runs(db_session, actor, limit=limit, offset=offset,
+                                         status=status)
+        return page(RunRead, rows, total, limit, offset)
+
+    @get("/{run_id:uuid}", responses=READ, summary="Status, live progress and plan of a run")
+    def get_run(self, actor: Actor, db_session: Session, run_id: uuid.UUID) -> RunRead:
+        return RunRead.model_validate(services.get_run(db_session, actor, run_id))
+
+    @post("/{run_id:uuid}/apply", status_code=200, responses=WRITE,
+          summary="Turn the plan into tentative bookings; report what could not apply")
+    def apply(self, actor: Actor, db_session: Session, run_id: uuid.UUID) -> RunRead:
+        return RunRead.model_validate(services.apply_run(db_session, actor, run_id))

@@ -1,0 +1,58 @@
+"""API shapes of allocation runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from app.allocation.models import RunStatus
+from app.schemas import Schema, UtcDatetime, end_after_start
+
+
+class RunCreate(Schema):
+    """Scope and limits of a run. No projects and no units: every project of your unit."""
+
+    horizon_start: UtcDatetime
+    horizon_end: UtcDatetime
+    project_ids: list[uuid.UUID] = Field(default_factory=list, max_length=200)
+    unit_ids: list[uuid.UUID] = Field(default_factory=list, max_length=200)
+    time_limit_s: int = Field(default=10, ge=1, le=600)
+    slot_minutes: int = Field(default=15, ge=5, le=240)
+    emergency: bool = False
+
+    _ordered = field_validator("horizon_end")(end_after_start)
+
+    @field_validator("horizon_end")
+    @classmethod
+    def _bounded(cls, value: datetime, info: Any) -> datetime:
+        start = info.data.get("horizon_start")
+        if start is not None and (value - start).days > 92:
+            raise ValueError("a run covers at most 92 days")
+        return value
+
+
+class RunRead(Schema):
+    """A run: its status, live progress, and (when done) the plan with explanations."""
+
+    id: uuid.UUID
+    unit_id: uuid.UUID
+    created_by: uuid.UUID
+    status: RunStatus
+    horizon_start: datetime
+    horizon_end: datetime
+    slot_minutes: int
+    time_limit_s: int
+    project_ids: list[str]
+    unit_ids: list[str]
+    emergency: bool
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    applied_at: datetime | None
+    apply_report: dict[str, Any] | None
