@@ -17,6 +17,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from app.agreements.controllers import AgreementController
 from app.audit.controllers import AuditController
+from app.allocation.controllers import AllocationRunController
+from app.allocation.runner import RunPool
 from app.auth.controllers import ApiKeyController, UserController
 from app.auth.dependencies import provide_actor
 from app.bookings.controllers import (
@@ -63,6 +65,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         set_default_exception_handler=False,
     )
 
+    pool = RunPool(settings.database_url, settings.allocation_processes,
+                   settings.solver_workers)
+
     def provide_settings() -> Settings:
         return settings
 
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SeriesController,
             RequestController,
             AvailabilityController,
+            AllocationRunController,
             FeedSubscriptionController,
             calendar_feed,
             BusyImportController,
@@ -106,9 +112,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         debug=settings.debug,
+        on_shutdown=[lambda: pool.shutdown()],
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.run_pool = pool
     return app
 
 

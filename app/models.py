@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.agreements.models import AgreementItem, SharingAgreement
+from app.allocation.models import AllocationRun
 from app.audit.models import AuditEvent
 from app.auth.models import ApiKey, User
 from app.base import metadata
@@ -29,6 +30,7 @@ from ledger import models as ledger_models  # noqa: F401  (the ledger's tables s
 
 __all__ = [
     "AgreementItem",
+    "AllocationRun",
     "ApiKey",
     "AuditEvent",
     "Booking",
