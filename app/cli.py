@@ -94,7 +94,7 @@ def seed_demo(if_empty: bool) -> None:
     settings.demo_key_path.chmod(0o600)
     click.echo(
         f"demo seeded: {result.units} units, {result.experts} experts, {result.devices} devices, "
-        f"{result.projects} projects"
+        f"{result.projects} projects, {result.requests} open requests"
     )
     click.echo(f"demo admin API key (shown once, also in {settings.demo_key_path}):")
     click.echo(result.admin_token)

@@ -115,6 +115,7 @@ class DemoResult:
     experts: int
     devices: int
     projects: int
+    requests: int = 0
 
 
 def database_is_empty(session: Session) -> bool:
@@ -317,9 +318,10 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
         ("Harbour Water Quality", "HWQ-2027", "NWA", {"NWA": 6000, "PHL": 4000}),
         ("Drought Early Warning", "DEW-2027", "CSO", {"CSO": 4000, "FEA": 4000, "NWA": 2000}),
     ]
+    project_ids: dict[str, uuid.UUID] = {}
     for name, code, lead, shares in projects:
         members = [people[u][Role.REQUESTER] for u in shares]
-        create_project(
+        project_ids[code] = create_project(
             session,
             SYSTEM,
             ProjectCreate(
@@ -333,7 +335,8 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
                 shares=[ShareTerm(unit_id=units[u], share_bp=bp) for u, bp in shares.items()],
                 member_ids=members,
             ),
-        )
+        ).id
+    requests = _competing_requests(session, today, units, people, project_ids, skills, types)
     session.flush()
     return DemoResult(
         admin_token=token,
@@ -341,4 +344,113 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
         experts=len(experts),
         devices=devices,
         projects=len(projects),
+        requests=requests,
     )
+
+
+# (project, unit, title, hours, priority, emergency, [(skill or type, min level, quantity)])
+DEMO_REQUESTS = [
+    (
+        "RFR-2027",
+        "FEA",
+        "Flood gauge survey",
+        6,
+        4,
+        False,
+        [("Hydrology", 3, 2), ("Survey drone", 0, 1)],
+    ),
+    ("RFR-2027", "CSO", "Levee inspection flights", 4, 3, False, [("Survey drone", 0, 1)]),
+    ("RFR-2027", "STB", "Flood damage statistics", 8, 2, False, [("Statistics", 3, 1)]),
+    (
+        "DEW-2027",
+        "CSO",
+        "Drought model calibration",
+        8,
+        5,
+        False,
+        [("Hydrology", 4, 1), ("GIS analysis", 3, 1)],
+    ),
+    (
+        "DEW-2027",
+        "NWA",
+        "Reservoir sampling",
+        5,
+        3,
+        False,
+        [("Field sampling", 2, 1), ("Water sampler", 0, 1)],
+    ),
+    ("DEW-2027", "FEA", "Soil moisture flights", 6, 2, False, [("Survey drone", 0, 1)]),
+    (
+        "HWQ-2027",
+        "PHL",
+        "Harbour water chemistry",
+        6,
+        4,
+        False,
+        [("Water chemistry", 3, 2), ("Mass spectrometer", 0, 1)],
+    ),
+    ("HWQ-2027", "NWA", "Pathogen screening", 4, 3, False, [("Epidemiology", 3, 1)]),
+    (
+        "HWQ-2027",
+        "NWA",
+        "Contamination alert",
+        3,
+        5,
+        True,
+        [("Water chemistry", 2, 1), ("Water sampler", 0, 1)],
+    ),
+    ("HWQ-2027", "PHL", "Sediment GIS mapping", 6, 2, False, [("GIS analysis", 2, 2)]),
+]
+
+
+def _competing_requests(
+    session: Session,
+    today: date,
+    units: dict[str, uuid.UUID],
+    people: dict[str, dict[Role, uuid.UUID]],
+    projects: dict[str, uuid.UUID],
+    skills: dict[str, uuid.UUID],
+    types: dict[str, uuid.UUID],
+) -> int:
+    """Open requests that compete for the same experts and drones next week, so that a
+    newcomer can start an allocation run and read a plan with explanations."""
+    from app.auth.actor import Actor
+    from app.bookings.models import RequirementKind
+    from app.bookings.requests import create_request
+    from app.bookings.schemas import RequestCreate, RequirementIn
+
+    monday = today + timedelta(days=7 - today.weekday())
+    start = datetime.combine(monday, time(6), UTC)
+    end = datetime.combine(monday + timedelta(days=2), time(22), UTC)
+    for project, unit, title, hours, priority, emergency, needs in DEMO_REQUESTS:
+        actor = Actor(
+            user_id=people[unit][Role.REQUESTER],
+            unit_id=units[unit],
+            roles=frozenset({Role.REQUESTER}),
+            name=f"{unit} requester",
+        )
+        requirements = [
+            RequirementIn(
+                kind=RequirementKind.SKILL, skill_id=skills[name], min_level=level, quantity=qty
+            )
+            if name in skills
+            else RequirementIn(
+                kind=RequirementKind.DEVICE_TYPE, device_type_id=types[name], quantity=qty
+            )
+            for name, level, qty in needs
+        ]
+        create_request(
+            session,
+            actor,
+            RequestCreate(
+                project_id=projects[project],
+                title=title,
+                requirements=requirements,
+                duration_minutes=hours * 60,
+                window_start=start,
+                window_end=end,
+                priority=priority,
+                emergency=emergency,
+            ),
+        )
+    return len(DEMO_REQUESTS)

@@ -25,7 +25,11 @@ class AllocationRunController(Controller):
 
     @post("/", status_code=202, responses=WRITE, summary="Start a run (answers at once: 202)")
     def start_run(
-        self, actor: Actor, db_session: Session, data: RunCreate, request: Request  # type: ignore[type-arg]
+        self,
+        actor: Actor,
+        db_session: Session,
+        data: RunCreate,
+        request: Request,  # type: ignore[type-arg]
     ) -> RunRead:
         run = services.start_run(db_session, actor, data)
         db_session.commit()  # the worker process must see the run
@@ -41,15 +45,20 @@ class AllocationRunController(Controller):
         offset: Offset = 0,
         status: RunStatus | None = None,
     ) -> Page[RunRead]:
-        rows, total = services.list_runs(db_session, actor, limit=limit, offset=offset,
-                                         status=status)
+        rows, total = services.list_runs(
+            db_session, actor, limit=limit, offset=offset, status=status
+        )
         return page(RunRead, rows, total, limit, offset)
 
     @get("/{run_id:uuid}", responses=READ, summary="Status, live progress and plan of a run")
     def get_run(self, actor: Actor, db_session: Session, run_id: uuid.UUID) -> RunRead:
         return RunRead.model_validate(services.get_run(db_session, actor, run_id))
 
-    @post("/{run_id:uuid}/apply", status_code=200, responses=WRITE,
-          summary="Turn the plan into tentative bookings; report what could not apply")
+    @post(
+        "/{run_id:uuid}/apply",
+        status_code=200,
+        responses=WRITE,
+        summary="Turn the plan into tentative bookings; report what could not apply",
+    )
     def apply(self, actor: Actor, db_session: Session, run_id: uuid.UUID) -> RunRead:
         return RunRead.model_validate(services.apply_run(db_session, actor, run_id))

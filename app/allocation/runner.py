@@ -54,32 +54,60 @@ def execute(database_url: str, run_id: str, num_workers: int = 2) -> str:
                 return
             last[0] = now
             with session_scope(factory) as s:
-                s.execute(update(AllocationRun).where(AllocationRun.id == ident).values(
-                    progress={"stage": p.stage, "best_objective": _finite(p.objective),
-                              "bound": _finite(p.bound), "elapsed_s": round(p.elapsed_s, 3)}))
+                s.execute(
+                    update(AllocationRun)
+                    .where(AllocationRun.id == ident)
+                    .values(
+                        progress={
+                            "stage": p.stage,
+                            "best_objective": _finite(p.objective),
+                            "bound": _finite(p.bound),
+                            "elapsed_s": round(p.elapsed_s, 3),
+                        }
+                    )
+                )
 
-        plan = scheduling.solve(instance, time_limit_s=time_limit, num_workers=num_workers,
-                                seed=0, on_progress=progress)
+        plan = scheduling.solve(
+            instance, time_limit_s=time_limit, num_workers=num_workers, seed=0, on_progress=progress
+        )
         result = plan_to_result(Clock(start, slot), plan)
         for request_id in extras["dependency_unmet"]:
-            result["unallocated"].append({"request_id": request_id, "reasons": [{
-                "code": "dependency_unmet",
-                "message": "the request it depends on is neither in this run nor booked"}]})
+            result["unallocated"].append(
+                {
+                    "request_id": request_id,
+                    "reasons": [
+                        {
+                            "code": "dependency_unmet",
+                            "message": "the request it depends on is neither in this run nor booked",
+                        }
+                    ],
+                }
+            )
         with session_scope(factory) as session:
             run = session.get(AllocationRun, ident)
             assert run is not None
             run.result = result
-            run.progress = {"stage": "done", "best_objective": plan.objective.fulfilled_weight,
-                            "bound": plan.bound, "elapsed_s": plan.solve_seconds}
+            run.progress = {
+                "stage": "done",
+                "best_objective": plan.objective.fulfilled_weight,
+                "bound": plan.bound,
+                "elapsed_s": plan.solve_seconds,
+            }
             run.status = RunStatus.DONE.value
             run.finished_at = utcnow()
         return RunStatus.DONE.value
     except Exception as exc:  # the run must end in a state a user can read
         log.exception("allocation run %s failed", run_id)
         with session_scope(factory) as session:
-            session.execute(update(AllocationRun).where(AllocationRun.id == ident).values(
-                status=RunStatus.FAILED.value, finished_at=utcnow(),
-                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"))
+            session.execute(
+                update(AllocationRun)
+                .where(AllocationRun.id == ident)
+                .values(
+                    status=RunStatus.FAILED.value,
+                    finished_at=utcnow(),
+                    error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+                )
+            )
         return RunStatus.FAILED.value
     finally:
         engine.dispose()
@@ -104,9 +132,9 @@ class RunPool:
         if self._executor is None:
             # spawn: a fresh interpreter, no inherited DB connections or threads
             self._executor = ProcessPoolExecutor(
-                max_workers=self.size, mp_context=multiprocessing.get_context("spawn"))
-        return self._executor.submit(execute, self.database_url, str(run_id),
-                                     self.solver_workers)
+                max_workers=self.size, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._executor.submit(execute, self.database_url, str(run_id), self.solver_workers)
 
     def shutdown(self) -> None:
         """Stop the workers (on app shutdown)."""

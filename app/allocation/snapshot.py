@@ -103,15 +103,22 @@ def _reciprocity(session: Session, since: datetime) -> dict[str, int]:
     }
 
 
-def build_instance(session: Session, run: AllocationRun) -> tuple[scheduling.Instance, dict[str, Any]]:
+def build_instance(
+    session: Session, run: AllocationRun
+) -> tuple[scheduling.Instance, dict[str, Any]]:
     """The run's instance, and what is needed to map the plan back (``snapshot`` extras)."""
     clock = Clock(run.horizon_start, run.slot_minutes)
     horizon = clock.floor(run.horizon_end)
     start, end = run.horizon_start, clock.instant(horizon)
 
-    resources = list(session.scalars(
-        select(Resource).options(selectinload(Resource.skills))
-        .where(Resource.retired_at.is_(None)).order_by(Resource.id)))
+    resources = list(
+        session.scalars(
+            select(Resource)
+            .options(selectinload(Resource.skills))
+            .where(Resource.retired_at.is_(None))
+            .order_by(Resource.id)
+        )
+    )
     off = unavailable_periods(session, [r.id for r in resources], start, end)
     instance_resources = []
     for r in resources:
@@ -121,21 +128,27 @@ def build_instance(session: Session, run: AllocationRun) -> tuple[scheduling.Ins
         if r.kind == ResourceKind.EXPERT.value and r.lending_cap_bp < 10_000:
             working_slots = sum((e - s) / clock.slot for s, e in work)
             cap = int(working_slots * r.lending_cap_bp // 10_000)
-        instance_resources.append(scheduling.Resource(
-            id=str(r.id),
-            kind="expert" if r.kind == ResourceKind.EXPERT.value else "device",
-            home_unit=str(r.unit_id),
-            skills={str(s.skill_id): s.level for s in r.skills},
-            device_type=str(r.device_type_id) if r.device_type_id else None,
-            unavailable=_spans(clock, [*closed, *off.get(r.id, [])], horizon),
-            lending_cap=cap,
-            cost_rate=r.hourly_rate * run.slot_minutes // 60,
-        ))
+        instance_resources.append(
+            scheduling.Resource(
+                id=str(r.id),
+                kind="expert" if r.kind == ResourceKind.EXPERT.value else "device",
+                home_unit=str(r.unit_id),
+                skills={str(s.skill_id): s.level for s in r.skills},
+                device_type=str(r.device_type_id) if r.device_type_id else None,
+                unavailable=_spans(clock, [*closed, *off.get(r.id, [])], horizon),
+                lending_cap=cap,
+                cost_rate=r.hourly_rate * run.slot_minutes // 60,
+            )
+        )
 
-    scope = select(Request).options(selectinload(Request.requirements)).where(
-        Request.status.in_([RequestStatus.OPEN.value, RequestStatus.ALLOCATED.value]),
-        Request.window_end > start,
-        Request.window_start < end,
+    scope = (
+        select(Request)
+        .options(selectinload(Request.requirements))
+        .where(
+            Request.status.in_([RequestStatus.OPEN.value, RequestStatus.ALLOCATED.value]),
+            Request.window_end > start,
+            Request.window_start < end,
+        )
     )
     if run.project_ids:
         scope = scope.where(Request.project_id.in_([uuid.UUID(p) for p in run.project_ids]))
@@ -146,12 +159,19 @@ def build_instance(session: Session, run: AllocationRun) -> tuple[scheduling.Ins
     requests = list(session.scalars(scope.order_by(Request.created_at, Request.id)))
     in_scope = {r.id for r in requests}
 
-    live = list(session.scalars(select(Booking).where(
-        Booking.status.in_(LIVE_STATUSES), Booking.block_end > start, Booking.block_start < end)))
+    live = list(
+        session.scalars(
+            select(Booking).where(
+                Booking.status.in_(LIVE_STATUSES),
+                Booking.block_end > start,
+                Booking.block_start < end,
+            )
+        )
+    )
     pinned, published_by_request = [], defaultdict(list)
     displaceable = _displaceable(session, live) if run.emergency else set()
     for b in live:
-        replannable = (b.status == BookingStatus.TENTATIVE.value and b.request_id in in_scope)
+        replannable = b.status == BookingStatus.TENTATIVE.value and b.request_id in in_scope
         if replannable:
             published_by_request[b.request_id].append(b)
             continue
@@ -159,10 +179,16 @@ def build_instance(session: Session, run: AllocationRun) -> tuple[scheduling.Ins
             continue
         a, z = clock.floor(b.block_start), min(horizon, clock.ceil(b.block_end))
         if a < z:
-            pinned.append(scheduling.PinnedBooking(
-                id=str(b.id), resource_id=str(b.resource_id), start=a, end=z,
-                unit=str(b.borrower_unit_id),
-                request_id=str(b.request_id) if b.request_id else None))
+            pinned.append(
+                scheduling.PinnedBooking(
+                    id=str(b.id),
+                    resource_id=str(b.resource_id),
+                    start=a,
+                    end=z,
+                    unit=str(b.borrower_unit_id),
+                    request_id=str(b.request_id) if b.request_id else None,
+                )
+            )
 
     # A dependency outside the scope counts only through its pinned bookings.
     known = in_scope | {uuid.UUID(p.request_id) for p in pinned if p.request_id}
@@ -175,19 +201,33 @@ def build_instance(session: Session, run: AllocationRun) -> tuple[scheduling.Ins
         w_start = clock.ceil(max(r.window_start, start))
         w_end = clock.floor(min(r.window_end, end))
         after = [str(r.depends_on_id)] if r.depends_on_id else []
-        instance_requests.append(scheduling.Request(
-            id=str(r.id), project=str(r.project_id), unit=str(r.unit_id),
-            requirements=[_requirement(q) for q in r.requirements],
-            duration=max(1, math.ceil(r.duration_minutes / run.slot_minutes)),
-            window_start=min(w_start, horizon), window_end=max(min(w_end, horizon), 0),
-            priority=r.priority, emergency=r.emergency, after=after, arrival=arrival))
+        instance_requests.append(
+            scheduling.Request(
+                id=str(r.id),
+                project=str(r.project_id),
+                unit=str(r.unit_id),
+                requirements=[_requirement(q) for q in r.requirements],
+                duration=max(1, math.ceil(r.duration_minutes / run.slot_minutes)),
+                window_start=min(w_start, horizon),
+                window_end=max(min(w_end, horizon), 0),
+                priority=r.priority,
+                emergency=r.emergency,
+                after=after,
+                arrival=arrival,
+            )
+        )
     published = []
     for request_id, bookings in published_by_request.items():
         first = min(b.start for b in bookings)
         last = max(b.end for b in bookings)
-        published.append(scheduling.Assignment(
-            request_id=str(request_id), resource_ids=sorted(str(b.resource_id) for b in bookings),
-            start=clock.floor(first), end=clock.ceil(last)))
+        published.append(
+            scheduling.Assignment(
+                request_id=str(request_id),
+                resource_ids=sorted(str(b.resource_id) for b in bookings),
+                start=clock.floor(first),
+                end=clock.ceil(last),
+            )
+        )
 
     projects = {r.project_id for r in requests}
     funds = available_funds_many(session, list(projects)) if projects else {}
@@ -196,20 +236,36 @@ def build_instance(session: Session, run: AllocationRun) -> tuple[scheduling.Ins
     agreements = []
     today = start.date()
     for agreement in session.scalars(select(SharingAgreement).where(active_on(today))):
-        covered = session.scalars(select(Resource.id).where(
-            Resource.unit_id == agreement.lender_unit_id, Resource.retired_at.is_(None),
-            select(SharingAgreement.id).where(SharingAgreement.id == agreement.id, covers())
-            .exists())).all()
-        agreements.append(scheduling.Agreement(
-            lender=str(agreement.lender_unit_id), borrower=str(agreement.borrower_unit_id),
-            resource_ids=sorted(str(c) for c in covered),
-            needs_approval=agreement.requires_approval))
+        covered = session.scalars(
+            select(Resource.id).where(
+                Resource.unit_id == agreement.lender_unit_id,
+                Resource.retired_at.is_(None),
+                select(SharingAgreement.id)
+                .where(SharingAgreement.id == agreement.id, covers())
+                .exists(),
+            )
+        ).all()
+        agreements.append(
+            scheduling.Agreement(
+                lender=str(agreement.lender_unit_id),
+                borrower=str(agreement.borrower_unit_id),
+                resource_ids=sorted(str(c) for c in covered),
+                needs_approval=agreement.requires_approval,
+            )
+        )
 
     instance = scheduling.Instance(
-        horizon=max(horizon, 1), slot_minutes=run.slot_minutes, resources=instance_resources,
-        requests=instance_requests, pinned=pinned, published=published, budgets=budgets,
-        reciprocity=_reciprocity(session, start - RECIPROCITY_LOOKBACK), agreements=agreements,
-        name=f"run {run.id}")
+        horizon=max(horizon, 1),
+        slot_minutes=run.slot_minutes,
+        resources=instance_resources,
+        requests=instance_requests,
+        pinned=pinned,
+        published=published,
+        budgets=budgets,
+        reciprocity=_reciprocity(session, start - RECIPROCITY_LOOKBACK),
+        agreements=agreements,
+        name=f"run {run.id}",
+    )
     extras = {
         "tentative": {str(k): [str(b.id) for b in v] for k, v in published_by_request.items()},
         "dependency_unmet": unmet,
@@ -222,15 +278,17 @@ def _displaceable(session: Session, live: list[Booking]) -> set[uuid.UUID]:
     for an emergency request (direct bookings count as ordinary ones)."""
     emergency = set(session.scalars(select(Request.id).where(Request.emergency.is_(True))))
     return {
-        b.id for b in live
+        b.id
+        for b in live
         if b.status != BookingStatus.COMPLETED.value and b.request_id not in emergency
     }
 
 
 def _requirement(q: Any) -> scheduling.Requirement:
     if q.kind == RequirementKind.SKILL.value:
-        return scheduling.Requirement(skill=str(q.skill_id), min_level=q.min_level,
-                                      quantity=q.quantity)
+        return scheduling.Requirement(
+            skill=str(q.skill_id), min_level=q.min_level, quantity=q.quantity
+        )
     if q.kind == RequirementKind.DEVICE_TYPE.value:
         return scheduling.Requirement(device_type=str(q.device_type_id), quantity=q.quantity)
     return scheduling.Requirement(resource_id=str(q.resource_id), quantity=1)
@@ -247,14 +305,18 @@ def plan_to_result(clock: Clock, plan: scheduling.Plan) -> dict[str, Any]:
         "solve_seconds": plan.solve_seconds,
         "objective": plan.objective.model_dump(),
         "assignments": [
-            {"request_id": a.request_id, "resource_ids": a.resource_ids,
-             "start": clock.instant(a.start).isoformat(), "end": clock.instant(a.end).isoformat(),
-             "needs_approval": a.needs_approval, "cost": a.cost}
+            {
+                "request_id": a.request_id,
+                "resource_ids": a.resource_ids,
+                "start": clock.instant(a.start).isoformat(),
+                "end": clock.instant(a.end).isoformat(),
+                "needs_approval": a.needs_approval,
+                "cost": a.cost,
+            }
             for a in plan.assignments
         ],
         "unallocated": [
-            {"request_id": u.request_id,
-             "reasons": [r.model_dump(mode="json") for r in u.reasons]}
+            {"request_id": u.request_id, "reasons": [r.model_dump(mode="json") for r in u.reasons]}
             for u in plan.unallocated
         ],
     }
