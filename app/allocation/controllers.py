@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from litestar import Controller, Request
 from sqlalchemy.orm import Session
@@ -29,7 +30,7 @@ class AllocationRunController(Controller):
         actor: Actor,
         db_session: Session,
         data: RunCreate,
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
     ) -> RunRead:
         run = services.start_run(db_session, actor, data)
         db_session.commit()  # the worker process must see the run

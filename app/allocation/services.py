@@ -240,7 +240,7 @@ def apply_run(session: Session, actor: Actor, run_id: uuid.UUID) -> AllocationRu
     if run.applied_at is not None:
         raise Conflict("the run was applied already", code="already_applied")
     assignments = run.result["assignments"]
-    projects = {}
+    projects: dict[uuid.UUID, None] = {}
     for a in assignments:
         request = session.get(Request, uuid.UUID(a["request_id"]))
         if request is not None:

@@ -194,24 +194,24 @@ def build_instance(
     known = in_scope | {uuid.UUID(p.request_id) for p in pinned if p.request_id}
     instance_requests = []
     unmet: list[str] = []
-    for arrival, r in enumerate(requests):
-        if r.depends_on_id is not None and r.depends_on_id not in known:
-            unmet.append(str(r.id))
+    for arrival, q in enumerate(requests):
+        if q.depends_on_id is not None and q.depends_on_id not in known:
+            unmet.append(str(q.id))
             continue
-        w_start = clock.ceil(max(r.window_start, start))
-        w_end = clock.floor(min(r.window_end, end))
-        after = [str(r.depends_on_id)] if r.depends_on_id else []
+        w_start = clock.ceil(max(q.window_start, start))
+        w_end = clock.floor(min(q.window_end, end))
+        after = [str(q.depends_on_id)] if q.depends_on_id else []
         instance_requests.append(
             scheduling.Request(
-                id=str(r.id),
-                project=str(r.project_id),
-                unit=str(r.unit_id),
-                requirements=[_requirement(q) for q in r.requirements],
-                duration=max(1, math.ceil(r.duration_minutes / run.slot_minutes)),
+                id=str(q.id),
+                project=str(q.project_id),
+                unit=str(q.unit_id),
+                requirements=[_requirement(x) for x in q.requirements],
+                duration=max(1, math.ceil(q.duration_minutes / run.slot_minutes)),
                 window_start=min(w_start, horizon),
                 window_end=max(min(w_end, horizon), 0),
-                priority=r.priority,
-                emergency=r.emergency,
+                priority=q.priority,
+                emergency=q.emergency,
                 after=after,
                 arrival=arrival,
             )
