@@ -16,9 +16,9 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from app.agreements.controllers import AgreementController
-from app.audit.controllers import AuditController
 from app.allocation.controllers import AllocationRunController
 from app.allocation.runner import RunPool
+from app.audit.controllers import AuditController
 from app.auth.controllers import ApiKeyController, UserController
 from app.auth.dependencies import provide_actor
 from app.bookings.controllers import (
@@ -65,8 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         set_default_exception_handler=False,
     )
 
-    pool = RunPool(settings.database_url, settings.allocation_processes,
-                   settings.solver_workers)
+    pool = RunPool(settings.database_url, settings.allocation_processes, settings.solver_workers)
 
     def provide_settings() -> Settings:
         return settings
