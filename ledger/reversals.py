@@ -6,7 +6,8 @@ into ``held`` (its hold is resolved for good); that leg goes to free cash instea
 reversed charge gives the charged amount back to the project.
 
 Holds, releases, expiries, transfers and reversals themselves cannot be reversed (void or
-transfer back instead), and an entry is reversed at most once (a unique column).
+transfer back instead), nor can a charge of zero; an entry is reversed at most once (a
+unique column).
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def reverse(
             Leg(refs[CASH.key if r.kind == AccountKind.HELD else r.key], -r.amount, r.flow)
             for r in rows
         ]
+        net: dict[int, int] = {}
+        for leg in legs:
+            net[leg.account.id] = net.get(leg.account.id, 0) + leg.amount
+        if not any(net.values()):  # e.g. a charge of zero: the hold was simply released
+            raise NotReversible(f"entry {entry_id} moved no money to reverse", field="entry_id")
         _check_dependents(session, ledger, original, rows)
         return write_entry(
             session,

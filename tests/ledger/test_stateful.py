@@ -344,7 +344,11 @@ class LedgerMachine(RuleBasedStateMachine):
         eid = data.draw(st.sampled_from(sorted(self.model.entries)))
         e, m = self.model.entries[eid], self.model
         expected: type[LedgerError] | None = None
-        if e.reversed or e.kind in ("hold", "release", "expiry", "reversal"):
+        if (
+            e.reversed
+            or e.kind in ("hold", "release", "expiry", "reversal")
+            or (e.kind == "charge" and e.amount == 0)
+        ):
             expected = NotReversible
         elif e.kind == "pledge":
             assert e.pledge is not None
