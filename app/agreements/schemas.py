@@ -16,7 +16,8 @@ class RateCardEntry(Schema):
     """A price under the agreement: the most specific matching entry wins."""
 
     target: Literal["default", "resource", "skill", "device_type"]
-    target_id: uuid.UUID | None = None
+    # validate_default: a missing target_id must be checked too (else it 500s on read-back)
+    target_id: uuid.UUID | None = Field(default=None, validate_default=True)
     hourly_rate: MinorUnits = 0
     daily_rate: MinorUnits = 0
 
