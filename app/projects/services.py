@@ -39,8 +39,12 @@ def to_read(project: Project) -> ProjectRead:
         start_date=project.start_date,
         end_date=project.end_date,
         currency=project.currency,
-        shares=[ShareTerm(unit_id=s.unit_id, share_bp=s.share_bp) for s in project.shares],
-        member_ids=[m.user_id for m in project.members],
+        # sorted as the relationships load them, so a fresh object reads like a loaded one
+        shares=[
+            ShareTerm(unit_id=s.unit_id, share_bp=s.share_bp)
+            for s in sorted(project.shares, key=lambda s: s.unit_id)
+        ],
+        member_ids=sorted(m.user_id for m in project.members),
         closed_at=project.closed_at,
     )
 
