@@ -1,25 +1,43 @@
-"""Benchmark of calendar feeds at the library level (issue 6).
+"""Benchmark of calendar feeds (issue 6): through the app over HTTP, and in the library.
 
-Full render of a 5,000-booking feed, and the "304 path": computing the ETag and
-Last-Modified from the same records without rendering. Goals: render ≤ 250 ms, and the
-304 path ≥ 20× faster than a full render.
+HTTP: 5,000 bookings are seeded into a fresh, migrated SQLite database (and PostgreSQL when
+``COPOOL_BENCH_POSTGRES_URL`` names a server: a throwaway database is made there), a unit
+feed is made over them, and ``GET /feeds/{token}.ics`` is timed through the app in-process
+(Litestar's TestClient, so no network): the full answer (query, records, render), and the
+304 path (``If-None-Match`` with the current ETag: a narrower query and the ETag, no render).
+Library: the same two steps on 5,000 in-memory records, without database or HTTP.
+Goals: full render ≤ 250 ms; the 304 path ≥ 20× faster than a full render.
 
     python benchmarks/feeds.py                 # full run, prints a table
     python benchmarks/feeds.py --quick --json var/bench/feeds.json
+
+JSON: ``render_ms``, ``not_modified_ms``, ``speedup``, ``feed_bytes`` are the HTTP figures
+on SQLite; ``http_postgresql`` holds PostgreSQL's, ``library`` the library-level ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/ledger.py
+# would shadow the ledger package that the app imports.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
 from calendars import (
     BookingRecord,
@@ -91,16 +109,11 @@ def best_and_median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, f
     return min(times), statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 1 min)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
-    parser.add_argument("--bookings", type=int, default=5000)
-    args = parser.parse_args(argv)
-
-    repeats_render, repeats_etag = (5, 50) if args.quick else (30, 500)
+def library_bench(n: int, quick: bool) -> dict[str, Any]:
+    """Render vs ETag on ``n`` in-memory records: the library's share of a fetch."""
+    repeats_render, repeats_etag = (5, 50) if quick else (30, 500)
     spec = FeedSpec(name="Unit 12: all bookings", display_tz="Europe/Berlin")
-    bookings = make_bookings(args.bookings)
+    bookings = make_bookings(n)
 
     body = render_feed(spec, bookings, now=NOW)
     render_best, render_median = best_and_median_ms(
@@ -114,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         lambda: feed_last_modified(spec, bookings, now=NOW), repeats_etag
     )
     events = body.count(b"BEGIN:VEVENT")
-    result = {
-        "bookings": args.bookings,
+    return {
+        "bookings": n,
         "events_in_feed": events,
         "render_ms": round(render_median, 2),
         "render_best_ms": round(render_best, 2),
@@ -125,26 +138,286 @@ def main(argv: list[str] | None = None) -> int:
         "last_modified_ms": round(last_modified_median, 3),
         "feed_bytes": len(body),
         "bytes_per_event": round(len(body) / max(events, 1)),
-        "render_goal_ms": RENDER_GOAL_MS,
-        "speedup_goal": SPEEDUP_GOAL,
-        "render_goal_met": render_median <= RENDER_GOAL_MS,
-        "speedup_goal_met": render_median / etag_median >= SPEEDUP_GOAL,
-        "quick": args.quick,
         "repeats": {"render": repeats_render, "not_modified": repeats_etag},
-        "python": platform.python_version(),
-        "machine": platform.machine(),
     }
 
-    rows = [
-        ("bookings / events in feed", f"{args.bookings} / {events}"),
-        ("full render (median)", f"{result['render_ms']:.1f} ms  (goal ≤ {RENDER_GOAL_MS:.0f})"),
-        ("304 path: ETag w/o render", f"{result['not_modified_ms']:.2f} ms"),
-        ("speedup", f"{result['speedup']:.0f}×  (goal ≥ {SPEEDUP_GOAL:.0f}×)"),
-        ("Last-Modified w/o render", f"{result['last_modified_ms']:.2f} ms"),
-        ("feed size", f"{len(body) / 1e6:.2f} MB  ({result['bytes_per_event']} B/event)"),
+
+# --- through the app ----------------------------------------------------------------------
+
+
+def seed(url: str, n: int) -> str:
+    """Migrate ``url`` and fill it with ``n`` bookings of one lending unit's ten experts,
+    ~8% of them in weekly series; returns the token of a unit feed over all of them."""
+    from app.auth import services as auth
+    from app.auth.actor import SYSTEM, Actor
+    from app.auth.models import Role
+    from app.auth.schemas import UserCreate
+    from app.bookings.models import Booking, BookingSeries, BookingStatus
+    from app.catalog.models import Expert
+    from app.db import make_engine, make_session_factory, session_scope
+    from app.feeds import services as feeds
+    from app.feeds.models import FeedKind
+    from app.feeds.schemas import FeedCreate
+    from app.migrate import upgrade
+    from app.projects.models import Project, ProjectShare
+    from app.units.models import Unit
+
+    upgrade(url)
+    engine = make_engine(url)
+    rng = random.Random(6)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with session_scope(make_session_factory(engine)) as s:
+        lender = Unit(name="Unit 12 (Hydrology)", code="U12", description="")
+        borrower = Unit(name="Unit 7 (Coast guard)", code="U7", description="")
+        s.add_all([lender, borrower])
+        s.flush()
+        owner = auth.create_user(
+            s,
+            SYSTEM,
+            UserCreate(
+                unit_id=lender.id,
+                name="Dr. Jürgen Weiß",
+                email="jw@u12.example.org",
+                roles=[Role.UNIT_MANAGER],
+            ),
+        )
+        experts = [
+            Expert(
+                unit_id=lender.id,
+                name=f"Expert {i} Weiß",
+                time_zone="Europe/Berlin",
+                working_hours=None,
+            )
+            for i in range(10)
+        ]
+        project = Project(
+            name="Ostsee-Hochwasser",
+            code="OH-25",
+            lead_unit_id=borrower.id,
+            lead_user_id=owner.id,
+            start_date=(now - timedelta(days=400)).date(),
+            end_date=(now + timedelta(days=800)).date(),
+            currency="EUR",
+        )
+        s.add_all([*experts, project])
+        s.flush()
+        s.add_all(
+            [
+                ProjectShare(project_id=project.id, unit_id=u, share_bp=5000)
+                for u in (lender.id, borrower.id)
+            ]
+        )
+        statuses = [BookingStatus.CONFIRMED] * 6 + [
+            BookingStatus.TENTATIVE,
+            BookingStatus.PENDING_APPROVAL,
+            BookingStatus.COMPLETED,
+            BookingStatus.CANCELLED,
+        ]
+        per_expert = n // len(experts)
+        first = now - timedelta(days=85)
+        rows: list[Booking] = []
+        for e_index, expert in enumerate(experts):
+            # Slots three hours apart keep each expert's bookings apart (the PostgreSQL
+            # exclusion constraint would refuse overlaps); 500 of them span ~62 days × 10.
+            step = timedelta(hours=3 * len(experts))
+            offset = timedelta(hours=3 * e_index)
+            series_left = 0
+            series_id = None
+            for i in range(per_expert):
+                start = first + offset + i * step
+                if series_left == 0 and i % 100 == 0:
+                    series = BookingSeries(
+                        resource_id=expert.id,
+                        project_id=project.id,
+                        created_by=owner.id,
+                        title="Weekly sounding",
+                        rrule="FREQ=DAILY;INTERVAL=30;COUNT=40",
+                        time_zone="Europe/Berlin",
+                        local_start=start.astimezone(ZoneInfo("Europe/Berlin"))
+                        .replace(tzinfo=None)
+                        .isoformat(timespec="seconds"),
+                        duration_minutes=60,
+                        skipped=[],
+                    )
+                    s.add(series)
+                    s.flush()
+                    series_id, series_left = series.id, 40
+                in_series = series_left > 0
+                status = BookingStatus.CONFIRMED if in_series else rng.choice(statuses)
+                end = start + timedelta(hours=1 if in_series else rng.choice([1, 2]))
+                rows.append(
+                    Booking(
+                        resource_id=expert.id,
+                        project_id=project.id,
+                        created_by=owner.id,
+                        series_id=series_id if in_series else None,
+                        borrower_unit_id=borrower.id if rng.random() < 0.8 else lender.id,
+                        lender_unit_id=lender.id,
+                        title=f"Work package {i % 37}: Pegelmessung",
+                        start=start,
+                        end=end,
+                        block_start=start,
+                        block_end=end,
+                        status=status.value,
+                        sequence=rng.randrange(0, 4),
+                        cancelled_at=now - timedelta(days=rng.randrange(0, 6))
+                        if status is BookingStatus.CANCELLED
+                        else None,
+                    )
+                )
+                series_left = max(series_left - 1, 0)
+        s.add_all(rows)
+        s.flush()
+        actor = Actor(
+            user_id=owner.id,
+            unit_id=lender.id,
+            roles=frozenset({Role.UNIT_MANAGER}),
+            name=owner.name,
+        )
+        _, token = feeds.create_feed(s, actor, FeedCreate(kind=FeedKind.UNIT, target_id=lender.id))
+    engine.dispose()
+    return token
+
+
+def http_bench(url: str, n: int, quick: bool) -> dict[str, Any]:
+    """Seed ``url`` and time full answers and 304s of ``GET /feeds/{token}.ics`` in-process."""
+    import logging
+
+    from litestar.testing import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL, token included
+    t0 = time.perf_counter()
+    token = seed(url, n)
+    seed_s = time.perf_counter() - t0
+    app = create_app(Settings(database_url=url, log_level="WARNING"))
+    repeats_render, repeats_304 = (5, 50) if quick else (30, 300)
+    path = f"/feeds/{token}.ics"
+    try:
+        with TestClient(app=app) as client:
+            full = client.get(path)
+            assert full.status_code == 200, full.text
+            etag, last_modified = full.headers["etag"], full.headers["last-modified"]
+
+            def render() -> None:
+                assert client.get(path).status_code == 200
+
+            def not_modified() -> None:
+                assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+
+            def not_modified_since() -> None:
+                answer = client.get(path, headers={"If-Modified-Since": last_modified})
+                assert answer.status_code == 304
+
+            render_best, render_median = best_and_median_ms(render, repeats_render)
+            nm_best, nm_median = best_and_median_ms(not_modified, repeats_304)
+            _, ims_median = best_and_median_ms(not_modified_since, repeats_304)
+            _, health_median = best_and_median_ms(lambda: client.get("/health"), repeats_304)
+    finally:
+        app.state.engine.dispose()
+    body = full.content
+    events = body.count(b"BEGIN:VEVENT")
+    return {
+        "bookings": n,
+        "events_in_feed": events,
+        "render_ms": round(render_median, 2),
+        "render_best_ms": round(render_best, 2),
+        "not_modified_ms": round(nm_median, 3),
+        "not_modified_best_ms": round(nm_best, 3),
+        "not_modified_since_ms": round(ims_median, 3),
+        "speedup": round(render_median / nm_median, 1),
+        "feed_bytes": len(body),
+        "bytes_per_event": round(len(body) / max(events, 1)),
+        "client_overhead_ms": round(health_median, 3),
+        "seed_s": round(seed_s, 1),
+        "repeats": {"render": repeats_render, "not_modified": repeats_304},
+    }
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A throwaway database on the server at ``server_url``, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url)
+    name = f"copool_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _goals(r: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "render_goal_met": r["render_ms"] <= RENDER_GOAL_MS,
+        "speedup_goal_met": r["speedup"] >= SPEEDUP_GOAL,
+    }
+
+
+def _rows(label: str, r: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (f"{label}: bookings / events", f"{r['bookings']} / {r['events_in_feed']}"),
+        (
+            f"{label}: full render (median)",
+            f"{r['render_ms']:.1f} ms  (goal ≤ {RENDER_GOAL_MS:.0f})",
+        ),
+        (f"{label}: 304 (median)", f"{r['not_modified_ms']:.2f} ms"),
+        (f"{label}: speedup", f"{r['speedup']:.0f}×  (goal ≥ {SPEEDUP_GOAL:.0f}×)"),
+        (
+            f"{label}: feed size",
+            f"{r['feed_bytes'] / 1e6:.2f} MB  ({r['bytes_per_event']} B/event)",
+        ),
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 1 min)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    parser.add_argument("--bookings", type=int, default=5000)
+    parser.add_argument("--library-only", action="store_true", help="skip the HTTP runs")
+    args = parser.parse_args(argv)
+
+    library = library_bench(args.bookings, args.quick)
+    rows = _rows("library", library)
+    result: dict[str, Any] = {}
+    if not args.library_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite = http_bench(f"sqlite:///{Path(tmp) / 'bench.db'}", args.bookings, args.quick)
+        result.update(sqlite)
+        result.update(_goals(sqlite))
+        rows = _rows("HTTP SQLite", sqlite) + rows
+        pg_server = os.environ.get("COPOOL_BENCH_POSTGRES_URL")
+        if pg_server:
+            with postgres_database(pg_server) as pg_url:
+                pg = http_bench(pg_url, args.bookings, args.quick)
+            result["http_postgresql"] = {**pg, **_goals(pg)}
+            rows = rows[:5] + _rows("HTTP PostgreSQL", pg) + rows[5:]
+    else:
+        result.update(
+            {k: library[k] for k in ("render_ms", "not_modified_ms", "speedup", "feed_bytes")}
+        )
+    result["library"] = {**library, **_goals(library)}
+    result.update(
+        {
+            "render_goal_ms": RENDER_GOAL_MS,
+            "speedup_goal": SPEEDUP_GOAL,
+            "quick": args.quick,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
+    )
+
     width = max(len(k) for k, _ in rows)
-    print(f"calendars feed benchmark{' (quick)' if args.quick else ''}")
+    print(f"calendar feed benchmark{' (quick)' if args.quick else ''}")
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
     if args.json:

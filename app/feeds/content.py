@@ -13,10 +13,11 @@ live (cancelled, declined, released, or skipped at creation).
 from __future__ import annotations
 
 import functools
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, func, or_, select
@@ -103,11 +104,10 @@ _DETAIL_COLUMNS = (
 )
 
 
-def _rows(
-    session: Session, scope: FeedScope, spec: FeedSpec, now: datetime, details: bool
-) -> Sequence[Row[Any]]:
-    """The feed's booking rows: those the window and grace period may show (plus recently
-    departed ones), and every occurrence of a series that has one of them; by start."""
+def _selected(scope: FeedScope, spec: FeedSpec, now: datetime) -> ColumnElement[bool]:
+    """SQL: the bookings a feed reads at ``now``: those the window and grace period may show
+    (plus recently departed ones), and every occurrence of a series that has one of them.
+    Resource is joined (the "mine" scope needs it)."""
     window_start, window_end = spec.window(now)
     recent = now - spec.cancelled_grace - DEPARTED_MEMORY
     near = and_(
@@ -115,27 +115,76 @@ def _rows(
         Booking.end > window_start - DEPARTED_MEMORY,
         or_(Booking.status.in_(LIVE_STATUSES), Booking.updated_at > recent),
     )
-    joined = (
-        (Resource, Resource.id == Booking.resource_id),
-        (Project, Project.id == Booking.project_id),
-    )
     series_near = (
         select(Booking.series_id)
-        .join(*joined[0])
+        .join(Resource, Resource.id == Booking.resource_id)
         .where(_scope(scope), near, Booking.series_id.is_not(None))
     )
+    return and_(
+        _scope(scope),
+        or_(and_(Booking.series_id.is_(None), near), Booking.series_id.in_(series_near)),
+    )
+
+
+def _rows(
+    session: Session, scope: FeedScope, spec: FeedSpec, now: datetime, details: bool
+) -> Sequence[Row[Any]]:
+    """The feed's booking rows, by start (a stable order keeps the ETag stable)."""
     columns: tuple[Any, ...] = _VERSION_COLUMNS + (_DETAIL_COLUMNS if details else ())
     query = (
         select(*columns)
-        .join(*joined[0])
-        .join(*joined[1])
-        .where(
-            _scope(scope),
-            or_(and_(Booking.series_id.is_(None), near), Booking.series_id.in_(series_near)),
-        )
+        .join(Resource, Resource.id == Booking.resource_id)
+        .join(Project, Project.id == Booking.project_id)
+        .where(_selected(scope, spec, now))
         .order_by(Booking.start, Booking.id)
     )
     return session.execute(query).all()
+
+
+def change_stamp(
+    session: Session, scope: FeedScope, spec: FeedSpec, now: datetime
+) -> tuple[Any, ...]:
+    """One aggregate row over what the feed reads; it differs whenever one of those rows was
+    added, removed or changed (every ORM write moves ``updated_at``), so an unchanged stamp
+    lets a known version be reused without reading 5,000 rows."""
+    query = (
+        select(
+            func.count(),
+            func.max(Booking.updated_at),
+            func.sum(Booking.sequence),
+            func.max(Resource.updated_at),
+            func.max(Project.updated_at),
+            func.max(BookingSeries.updated_at),
+        )
+        .select_from(Booking)
+        .join(Resource, Resource.id == Booking.resource_id)
+        .join(Project, Project.id == Booking.project_id)
+        .outerjoin(BookingSeries, BookingSeries.id == Booking.series_id)
+        .where(_selected(scope, spec, now))
+    )
+    return tuple(session.execute(query).one())
+
+
+def next_change(spec: FeedSpec, records: Sequence[BookingRecord], now: datetime) -> datetime:
+    """The first instant after ``now`` at which time alone changes the feed (a booking enters
+    or leaves the window, a grace period ends, the window's years change), if no row does."""
+    window_start, window_end = spec.window(now)
+    out = [
+        datetime(window_start.year + 1, 1, 1, tzinfo=UTC) + spec.window_back,
+        datetime(window_end.year + 1, 1, 1, tzinfo=UTC) - spec.window_ahead,
+    ]
+    for r in records:
+        withdrawn = r.withdrawn_at
+        if r.start >= window_end:
+            out.append(r.start - spec.window_ahead)
+        if withdrawn is not None:
+            out.append(withdrawn + spec.cancelled_grace)
+        if r.last_end_us != math.inf:
+            last_end = r.end
+            if r.recurrence is not None and r.recurrence.until is not None:
+                last_end = r.recurrence.until + (r.end - r.start)
+            out.append(last_end + spec.window_back)
+    return min(t for t in out if t > now)
 
 
 def load_records(

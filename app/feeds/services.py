@@ -13,9 +13,12 @@ Each fetch is answered as the owner sees things at that moment (see :mod:`app.fe
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -29,7 +32,7 @@ from app.auth.services import hash_token
 from app.base import utcnow
 from app.catalog.models import Resource
 from app.errors import Conflict, NotFound
-from app.feeds.content import FeedScope, load_records
+from app.feeds.content import FeedScope, change_stamp, load_records, next_change
 from app.feeds.models import FeedKind, FeedSubscription
 from app.feeds.schemas import FeedCreate
 from app.projects.services import get_project
@@ -256,19 +259,80 @@ def _is_current(version: FeedVersion, last_modified: datetime, pre: Precondition
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A feed version computed at ``since``, good while the stamp holds and before ``until``."""
+
+    stamp: tuple[Any, ...]
+    since: datetime
+    until: datetime
+    version: FeedVersion
+
+
+class _KnownVersions:
+    """Feed versions this process computed, so that a 304 costs one aggregate query.
+
+    Keyed by everything else the content depends on: the feed's settings (its
+    ``updated_at``), and its owner's unit and roles (privacy). Each worker process keeps its
+    own; the stamp check makes a stale entry harmless.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[Any, ...], _Known] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self, key: tuple[Any, ...], stamp: tuple[Any, ...], now: datetime
+    ) -> FeedVersion | None:
+        with self._lock:
+            known = self._entries.get(key)
+            if known is None or known.stamp != stamp or not known.since <= now < known.until:
+                return None
+            self._entries.move_to_end(key)
+            return known.version
+
+    def put(self, key: tuple[Any, ...], known: _Known) -> None:
+        with self._lock:
+            self._entries[key] = known
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+KNOWN_VERSIONS = _KnownVersions(size=10_000)
+
+
+def _key(feed: _OpenFeed) -> tuple[Any, ...]:
+    owner = feed.scope.owner
+    roles = tuple(sorted(owner.roles))
+    return (feed.subscription.id, feed.subscription.updated_at, owner.unit_id, roles)
+
+
 def fetch_feed(session: Session, token: str, pre: Preconditions, *, now: datetime) -> FeedAnswer:
     """A feed as of ``now``; when the client's copy is current, its validators only.
 
-    The 304 path reads only what the ETag covers and never renders.
+    The 304 path never renders: it reuses the version this process knew if one aggregate
+    query says nothing changed, and otherwise reads only what the ETag covers.
     """
     feed = _open(session, token)
+    key = _key(feed)
+    # The stamp is read before the rows: a change in between makes the stored version newer
+    # than its stamp, which only costs a recomputation next time, never a wrong 304.
+    stamp = change_stamp(session, feed.scope, feed.spec, now)
     if pre.if_none_match or pre.if_modified_since is not None:
-        records = load_records(session, feed.scope, feed.spec, now, details=False)
-        version = feed_version(feed.spec, records, now=now)
+        version = KNOWN_VERSIONS.get(key, stamp, now)
+        if version is None:
+            records = load_records(session, feed.scope, feed.spec, now, details=False)
+            version = feed_version(feed.spec, records, now=now)
+            KNOWN_VERSIONS.put(
+                key, _Known(stamp, now, next_change(feed.spec, records, now), version)
+            )
         last_modified = _last_modified(feed, version)
         if _is_current(version, last_modified, pre):
             return FeedAnswer(version.etag, last_modified, None)
     records = load_records(session, feed.scope, feed.spec, now, details=True)
     version = feed_version(feed.spec, records, now=now)
+    KNOWN_VERSIONS.put(key, _Known(stamp, now, next_change(feed.spec, records, now), version))
     body = render_feed(feed.spec, records, now=now)
     return FeedAnswer(version.etag, _last_modified(feed, version), body)

@@ -21,6 +21,7 @@ import icalendar
 import pytest
 import recurring_ical_events
 
+import ledger
 from app.agreements.models import AgreementScope
 from app.agreements.schemas import AgreementCreate
 from app.agreements.services import create_agreement
@@ -123,6 +124,15 @@ def add_borrower_c(world: Any, w: Lending) -> tuple[dict[str, str], Any]:
                 member_ids=[world.users["reqc"]],
             ),
         ).id
+        # where bookings place holds on the project's cash, C's project needs some
+        ledger.contribute(
+            s,
+            project,
+            world.units["C"],
+            ledger.Money(100_000_000, "EUR"),
+            key=f"fund-{project}",
+            memo="test funds",
+        )
     return headers, project
 
 
@@ -323,9 +333,14 @@ def test_cancelled_stays_for_the_grace_period_then_leaves(app, client, world):
 
     now = datetime.now(UTC)
     app.state.feeds_clock = lambda: now + timedelta(days=6)
-    assert uid(booking) in events(client.get(feed).content)
+    during = client.get(feed)
+    assert uid(booking) in events(during.content)
+    etag = during.headers["etag"]
+    assert client.get(feed, headers={"If-None-Match": etag}).status_code == 304
     app.state.feeds_clock = lambda: now + timedelta(days=8)
-    later = client.get(feed)
+    # nothing was written, yet the feed changed: time alone must invalidate the version
+    later = client.get(feed, headers={"If-None-Match": etag})
+    assert later.status_code == 200
     assert uid(booking) not in events(later.content)
     # leaving the feed is a change: Last-Modified moves to the end of the grace period
     assert parsedate_to_datetime(later.headers["last-modified"]) > now + timedelta(days=6)
