@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
+from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.auth import services as auth
 from app.auth.actor import SYSTEM
@@ -19,12 +23,32 @@ from app.settings import get_settings
 from app.units.models import Unit
 
 
-def _scope() -> Any:
-    settings = get_settings()
-    return session_scope(make_session_factory(make_engine(settings.database_url)))
+@contextmanager
+def _scope() -> Iterator[Session]:
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
-@click.group()
+class _Commands(click.Group):
+    """Commands whose domain and input errors end as a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CopoolError as exc:
+            raise click.ClickException(exc.detail) from exc
+        except ValidationError as exc:
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise click.ClickException(message) from exc
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """copool: shared experts, devices and funds across joint projects."""
 
