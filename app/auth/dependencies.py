@@ -21,4 +21,9 @@ def provide_actor(
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("send an API key as 'Authorization: Bearer <key>'")
-    return authenticate(db_session, token.strip(), touch_seconds=settings.api_key_touch_seconds)
+    actor = authenticate(db_session, token.strip(), touch_seconds=settings.api_key_touch_seconds)
+    # End this transaction here, in the dependency's worker thread. Left open, it would hold
+    # SQLite's writer lock (app.db) until the handler, in another thread-pool hop, finished:
+    # with every pool thread waiting for that lock, the handler never got a thread (deadlock).
+    db_session.commit()
+    return actor
