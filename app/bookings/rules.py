@@ -51,8 +51,8 @@ def agreement_for(
         return None
     agreement = session.scalar(
         select(SharingAgreement)
+        .join(Resource, Resource.id == resource.id)  # covers() reads the resource's columns
         .where(
-            Resource.id == resource.id,
             SharingAgreement.lender_unit_id == resource.unit_id,
             SharingAgreement.borrower_unit_id == borrower_unit_id,
             active_on(day),
