@@ -36,6 +36,7 @@ from app.catalog.controllers import (
 )
 from app.db import make_engine
 from app.feeds.controllers import BusyImportController, FeedSubscriptionController, calendar_feed
+from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController
 from app.settings import Settings, get_settings
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RequestController,
             AvailabilityController,
             AllocationRunController,
+            ProjectFundsController,
+            PledgeController,
+            UnitFundsController,
             FeedSubscriptionController,
             calendar_feed,
             BusyImportController,

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import errors
+from ledger import errors as ledger_errors
 
 log = logging.getLogger("copool")
 
@@ -49,6 +50,8 @@ class Problem(BaseModel):
     """A machine-readable reason (e.g. ``overlap``, ``lending_cap``, ``outside_working_hours``)."""
     errors: list[FieldError] = []
     conflicts: list[dict[str, Any]] = []
+    shortfall: int | None = None
+    """Minor units a project lacks (code ``budget_short``)."""
 
 
 def problem_response(status: int, title: str, detail: str, **members: Any) -> Response[Any]:
@@ -66,10 +69,33 @@ def _domain(_: Request[Any, Any, Any], exc: errors.CopoolError) -> Response[Any]
     if exc.field:
         members["field"] = exc.field
         members["errors"] = [FieldError(field=exc.field, message=exc.detail)]
-    for key in ("code", "conflicts", "skipped"):
+    for key in ("code", "conflicts", "skipped", "shortfall"):
         if key in exc.extra:
             members[key] = exc.extra[key]
     return problem_response(status, exc.title, exc.detail, **members)
+
+
+LEDGER_STATUS: dict[type[ledger_errors.LedgerError], int] = {
+    ledger_errors.NotFound: 404,
+    ledger_errors.IdempotencyConflict: 422,
+    ledger_errors.InsufficientFunds: 409,
+    ledger_errors.CurrencyMismatch: 409,
+    ledger_errors.InvalidOperation: 409,
+    ledger_errors.LedgerError: 400,
+}
+"""Ledger exception → HTTP status (the most specific class listed first wins)."""
+
+
+def _ledger(_: Request[Any, Any, Any], exc: ledger_errors.LedgerError) -> Response[Any]:
+    status = next(code for cls, code in LEDGER_STATUS.items() if isinstance(exc, cls))
+    field = getattr(exc, "field", None)
+    members: dict[str, Any] = {"code": type(exc).__name__}
+    if field:
+        members["field"] = field
+        members["errors"] = [FieldError(field=field, message=str(exc))]
+    if isinstance(exc, ledger_errors.InsufficientFunds):
+        members["shortfall"] = exc.shortfall
+    return problem_response(status, "Ledger refused", str(exc), **members)
 
 
 def _field_name(item: dict[str, Any]) -> str:
@@ -115,6 +141,7 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     errors.CopoolError: _domain,
+    ledger_errors.LedgerError: _ledger,
     ValidationException: _validation,
     HTTPException: _http,
     IntegrityError: _integrity,

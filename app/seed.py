@@ -336,6 +336,8 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
                 member_ids=members,
             ),
         ).id
+    for code, (_, _, _, shares) in zip(project_ids, projects, strict=True):
+        _fund(session, project_ids[code], {units[u]: bp for u, bp in shares.items()})
     requests = _competing_requests(session, today, units, people, project_ids, skills, types)
     session.flush()
     return DemoResult(
@@ -454,3 +456,30 @@ def _competing_requests(
             ),
         )
     return len(DEMO_REQUESTS)
+
+
+DEMO_BUDGET = 50_000_000
+"""Each demo project's co-funding: 500,000.00 EUR pledged by its units at their shares."""
+
+
+def _fund(session: Session, project_id: uuid.UUID, shares: dict[uuid.UUID, int]) -> None:
+    """Pledges at each unit's agreed share; 80 % of each already received."""
+    import ledger
+
+    for unit_id, bp in shares.items():
+        amount = DEMO_BUDGET * bp // 10_000
+        made = ledger.pledge(
+            session,
+            project_id,
+            unit_id,
+            ledger.Money(amount, "EUR"),
+            key=f"demo-pledge-{project_id}-{unit_id}",
+            memo="demo pledge",
+        )
+        ledger.receive_pledge(
+            session,
+            made.id,
+            ledger.Money(amount * 8 // 10, "EUR"),
+            key=f"demo-receipt-{project_id}-{unit_id}",
+            memo="first payment",
+        )

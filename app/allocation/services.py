@@ -32,7 +32,7 @@ from app.bookings.models import (
     Requirement,
     RequirementKind,
 )
-from app.bookings.services import place_booking, sync_request
+from app.bookings.services import change_status, place_booking, sync_request
 from app.catalog.models import Resource
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.projects.models import Project, ProjectShare
@@ -194,21 +194,14 @@ def _displace(
                 code="overlap",
                 resource_id=str(resource.id),
             )
-        before = snapshot(booking)
-        booking.status = BookingStatus.CANCELLED.value
-        booking.status_reason = f"displaced by emergency request {request.id} (run {run.id})"
-        booking.cancelled_at = utcnow()
-        booking.sequence += 1
-        session.flush()
-        record(
+        change_status(
             session,
             actor,
-            "booking.displace",
             booking,
-            unit_id=booking.lender_unit_id,
-            before=before,
-            after=snapshot(booking),
-            reason=booking.status_reason,
+            BookingStatus.CANCELLED,
+            "booking.displace",
+            f"displaced by emergency request {request.id} (run {run.id})",
+            cancelled_at=utcnow(),
         )
         if booking.request_id is not None:
             sync_request(session, actor, booking.request_id, booking.status_reason)

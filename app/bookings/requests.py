@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.audit.services import record, snapshot
 from app.auth.actor import Actor
+from app.base import utcnow
 from app.bookings import rules
 from app.bookings.availability import Interval, align, merge
 from app.bookings.models import (
@@ -30,6 +31,7 @@ from app.bookings.search import candidates, free_intervals
 from app.bookings.services import (
     BORROWER_ROLES,
     borrowing_unit,
+    change_status,
     check_project_period,
     place_booking,
     sync_request,
@@ -178,26 +180,21 @@ def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason
     ):
         raise Conflict(f"the request is {request.status}", code="wrong_status")
     before = snapshot(request)
-    for booking in session.scalars(
+    live = session.scalars(
         select(Booking).where(
             Booking.request_id == request.id,
             Booking.status.in_([s for s in LIVE_STATUSES if s != "completed"]),
         )
-    ):
-        b_before = snapshot(booking)
-        booking.status = BookingStatus.CANCELLED.value
-        booking.status_reason = f"request withdrawn: {reason}"
-        booking.cancelled_at = request.updated_at
-        booking.sequence += 1
-        record(
+    ).all()
+    for booking in live:
+        change_status(
             session,
             actor,
-            "booking.cancel",
             booking,
-            unit_id=booking.lender_unit_id,
-            before=b_before,
-            after=snapshot(booking),
-            reason=booking.status_reason,
+            BookingStatus.CANCELLED,
+            "booking.cancel",
+            f"request withdrawn: {reason}",
+            cancelled_at=utcnow(),
         )
     request.status = RequestStatus.CANCELLED.value
     request.status_reason = reason

@@ -35,6 +35,7 @@ from app.bookings.models import (
 from app.bookings.schemas import BookingCreate, BookingFilter
 from app.catalog.models import DeviceType, Resource, ResourceKind
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.funds import hooks
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.projects.services import get_project
 
@@ -128,6 +129,8 @@ def place_booking(
         sequence=0,
     )
     insert_checked(session, resource, booking)
+    if status == BookingStatus.CONFIRMED:
+        hooks.hold_for(session, actor, booking)
     if audit:
         record(
             session,
@@ -241,22 +244,34 @@ def _is_lender(actor: Actor, booking: Booking) -> bool:
     return actor.manages_unit(booking.lender_unit_id, *LENDER_ROLES)
 
 
-def _transition(
+def change_status(
     session: Session,
     actor: Actor,
     booking: Booking,
     to: BookingStatus,
     action: str,
     reason: str,
+    *,
+    fee: int = 0,
     **changes: Any,
 ) -> Booking:
+    """The one place a booking's status changes: SEQUENCE rises, the ledger follows
+    (hold on confirmation, charge on completion, release or ``fee`` on leaving a
+    confirmed state), and the audit log records it with its reason."""
     before = snapshot(booking)
+    was = booking.status
     booking.status = to.value
     booking.status_reason = reason
     booking.sequence += 1
     for key, value in changes.items():
         setattr(booking, key, value)
     session.flush()
+    if to == BookingStatus.CONFIRMED and was != BookingStatus.CONFIRMED.value:
+        hooks.hold_for(session, actor, booking)
+    elif to == BookingStatus.COMPLETED:
+        hooks.charge_for(session, actor, booking)
+    elif was == BookingStatus.CONFIRMED.value and to.value not in LIVE_STATUSES:
+        hooks.release_for(session, actor, booking, fee=fee)
     record(
         session,
         actor,
@@ -267,6 +282,19 @@ def _transition(
         after=snapshot(booking),
         reason=reason,
     )
+    return booking
+
+
+def _transition(
+    session: Session,
+    actor: Actor,
+    booking: Booking,
+    to: BookingStatus,
+    action: str,
+    reason: str,
+    **changes: Any,
+) -> Booking:
+    change_status(session, actor, booking, to, action, reason, **changes)
     if booking.request_id is not None:
         sync_request(session, actor, booking.request_id, reason)
     return booking
@@ -336,6 +364,11 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
         raise PermissionDenied("cancelling needs a borrower-side or lender-side role")
     _require_status(booking, *CANCELLABLE)
     side = "borrower" if _is_borrower(actor, booking) else "lender"
+    fee = (
+        hooks.cancellation_fee(session, booking)
+        if side == "borrower" and booking.status == BookingStatus.CONFIRMED.value
+        else 0
+    )
     return _transition(
         session,
         actor,
@@ -343,6 +376,7 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
         BookingStatus.CANCELLED,
         "booking.cancel",
         f"{side}: {reason}",
+        fee=fee,
         cancelled_at=utcnow(),
     )
 
@@ -490,10 +524,15 @@ def sync_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: 
     if BookingStatus.DECLINED.value in statuses:
         for sibling in bookings:
             if sibling.status in LIVE_STATUSES and sibling.status != BookingStatus.COMPLETED.value:
-                sibling.status = BookingStatus.CANCELLED.value
-                sibling.status_reason = "another requirement of the request was declined"
-                sibling.cancelled_at = utcnow()
-                sibling.sequence += 1
+                change_status(
+                    session,
+                    actor,
+                    sibling,
+                    BookingStatus.CANCELLED,
+                    "booking.cancel",
+                    "another requirement of the request was declined",
+                    cancelled_at=utcnow(),
+                )
         new = RequestStatus.DECLINED
     elif not statuses & set(LIVE_STATUSES):
         new = RequestStatus.CANCELLED

@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import ColumnElement, exists, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
+import ledger
 from app.audit.services import record
 from app.auth.actor import Actor
 from app.auth.models import Role, User
@@ -152,6 +153,7 @@ def create_project(session: Session, actor: Actor, data: ProjectCreate) -> Proje
     )
     session.add(project)
     session.flush()
+    ledger.open_ledger(session, project.id, project.currency)
     record(
         session,
         actor,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import ledger
 from app.agreements.models import AgreementScope
 from app.agreements.schemas import AgreementCreate
 from app.agreements.services import create_agreement
@@ -52,6 +53,7 @@ def build(
     zone: str = "Europe/Berlin",
     project_start: date = date(2020, 1, 1),
     project_end: date = date(2035, 12, 31),
+    funds: int = 100_000_000,
 ) -> Lending:
     """Lender unit L lends to borrower unit B under one agreement covering everything."""
     requester = world.user("req", "B", Role.REQUESTER)
@@ -122,6 +124,10 @@ def build(
                 member_ids=[world.users["req"]],
             ),
         ).id
+    if funds:
+        with world.session() as s:
+            ledger.contribute(s, project, world.units["B"], ledger.Money(funds, "EUR"),
+                              key=f"fund-{project}", memo="test funds")
     return Lending(
         lender=world.units["L"],
         borrower=world.units["B"],

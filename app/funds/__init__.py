@@ -1,0 +1,1 @@
+"""Funds context: the ledger wired to projects and bookings, and its API for leads and units."""

@@ -1,0 +1,65 @@
+"""What a loan costs: the agreement's rate card, else the resource's catalog rate.
+
+The most specific rate-card entry wins: one for the resource itself, then one for a skill
+the expert holds (the highest such rate) or the device's type, then the card's default;
+with no entry, the resource's own catalog rate applies. A booking of ``m`` minutes costs
+``ceil(hourly × m / 60)`` minor units, capped, when a daily rate is set, at
+``daily × ceil(m / 1440)``. Bookings of a unit's own resources cost nothing: the unit
+already pays for its own staff and equipment.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from app.agreements.models import SharingAgreement
+from app.catalog.models import Resource
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A price in minor units of ``currency``."""
+
+    amount: int
+    currency: str
+
+
+def _rates(resource: Resource, agreement: SharingAgreement | None) -> tuple[int, int, str]:
+    if agreement is None or not agreement.rate_card:
+        return resource.hourly_rate, resource.daily_rate, resource.currency
+    card: list[dict[str, Any]] = agreement.rate_card
+    skills = {str(s.skill_id) for s in resource.skills}
+
+    def pick(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+        return max(entries, key=lambda e: e.get("hourly_rate", 0)) if entries else None
+
+    entry = (
+        pick([e for e in card if e["target"] == "resource" and e["target_id"] == str(resource.id)])
+        or pick([e for e in card if e["target"] == "skill" and e["target_id"] in skills])
+        or pick(
+            [
+                e
+                for e in card
+                if e["target"] == "device_type" and e["target_id"] == str(resource.device_type_id)
+            ]
+        )
+        or pick([e for e in card if e["target"] == "default"])
+    )
+    if entry is None:
+        return resource.hourly_rate, resource.daily_rate, resource.currency
+    return int(entry.get("hourly_rate", 0)), int(entry.get("daily_rate", 0)), agreement.currency
+
+
+def price_of(
+    resource: Resource, agreement: SharingAgreement | None, minutes: int, own_unit: bool
+) -> Price:
+    """The price of holding ``resource`` for ``minutes`` under ``agreement``."""
+    hourly, daily, currency = _rates(resource, agreement)
+    if own_unit:
+        return Price(0, currency)
+    amount = math.ceil(hourly * minutes / 60)
+    if daily > 0:
+        amount = min(amount, daily * math.ceil(minutes / 1440))
+    return Price(amount, currency)
