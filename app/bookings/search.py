@@ -12,14 +12,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.agreements.services import visible_resources
 from app.auth.actor import Actor
 from app.bookings import rules
 from app.bookings.availability import Interval, first_fit, merge, subtract, working_intervals
-from app.catalog.models import DeviceType, ExpertSkill, Resource
+from app.bookings.models import LIVE_STATUSES, Booking
+from app.catalog.models import DeviceType, ExpertSkill, Resource, Unavailability
 from app.errors import InvalidInput, NotFound
 
 
@@ -44,6 +45,19 @@ def candidates(
     resource_id: uuid.UUID | None = None,
 ) -> list[Resource]:
     """Active resources the actor's unit may borrow that match the requirement."""
+    query = _candidate_query(actor, skill_id=skill_id, min_level=min_level,
+                             device_type_id=device_type_id, resource_id=resource_id)
+    return list(session.scalars(query))
+
+
+def _candidate_query(
+    actor: Actor,
+    *,
+    skill_id: uuid.UUID | None = None,
+    min_level: int = 1,
+    device_type_id: uuid.UUID | None = None,
+    resource_id: uuid.UUID | None = None,
+) -> Select[Resource]:
     query = select(Resource).where(Resource.retired_at.is_(None), visible_resources(actor))
     if skill_id is not None:
         query = query.where(
@@ -59,7 +73,7 @@ def candidates(
         query = query.where(Resource.device_type_id == device_type_id)
     if resource_id is not None:
         query = query.where(Resource.id == resource_id)
-    return list(session.scalars(query.order_by(Resource.name, Resource.id)))
+    return query.order_by(Resource.name, Resource.id)
 
 
 def _buffers_by_type(
@@ -76,21 +90,69 @@ def _buffers_by_type(
     return {tid: (timedelta(minutes=s), timedelta(minutes=t)) for tid, s, t in rows}
 
 
-def free_intervals(
-    session: Session, resources: list[Resource], start: datetime, end: datetime
+ResourceScope = list[uuid.UUID] | Select[uuid.UUID]
+"""Resource ids, or a query of them (binding a thousand ids costs more than the subquery)."""
+
+
+def _unavailable(
+    session: Session, scope: ResourceScope, start: datetime, end: datetime
 ) -> dict[uuid.UUID, list[Interval]]:
-    """Per resource, the instants in ``[start, end)`` a new booking could start and run in."""
-    ids = [r.id for r in resources]
-    off = rules.unavailable_periods(session, ids, start, end)
-    margin = timedelta(days=1)
-    booked = rules.live_blocks(session, ids, start - margin, end + margin)
+    rows = session.execute(
+        select(Unavailability.resource_id, Unavailability.start, Unavailability.end).where(
+            Unavailability.resource_id.in_(scope),
+            Unavailability.start < end,
+            Unavailability.end > start,
+        )
+    )
+    out: dict[uuid.UUID, list[Interval]] = {}
+    for rid, s, e in rows:
+        out.setdefault(rid, []).append((s, e))
+    return out
+
+
+def _live_block_spans(
+    session: Session, scope: ResourceScope, start: datetime, end: datetime
+) -> dict[uuid.UUID, list[Interval]]:
+    """Blocked spans of live bookings overlapping ``[start, end)``: columns, not ORM objects
+    (a search over many resources reads thousands of them)."""
+    rows = session.execute(
+        select(Booking.resource_id, Booking.block_start, Booking.block_end).where(
+            Booking.resource_id.in_(scope),
+            Booking.status.in_(LIVE_STATUSES),
+            Booking.block_start < end,
+            Booking.block_end > start,
+        )
+    )
+    out: dict[uuid.UUID, list[Interval]] = {}
+    for rid, s, e in rows:
+        out.setdefault(rid, []).append((s, e))
+    return out
+
+
+def free_intervals(
+    session: Session,
+    resources: list[Resource],
+    start: datetime,
+    end: datetime,
+    among: Select[uuid.UUID] | None = None,
+) -> dict[uuid.UUID, list[Interval]]:
+    """Per resource, the instants in ``[start, end)`` a new booking could start and run in.
+
+    ``among``, a query of resource ids that includes ``resources``, narrows the reads
+    instead of the list of their ids.
+    """
+    scope: ResourceScope = among if among is not None else [r.id for r in resources]
     buffers = _buffers_by_type(session, resources)
+    # a new booking's own set-up/tear-down must clear the neighbours' blocks too
+    margin = max((max(b) for b in buffers.values()), default=timedelta(0))
+    off = _unavailable(session, scope, start, end)
+    booked = _live_block_spans(session, scope, start - margin, end + margin)
     out: dict[uuid.UUID, list[Interval]] = {}
     for resource in resources:
         before, after = buffers.get(
             resource.device_type_id or uuid.UUID(int=0), (timedelta(0), timedelta(0))
         )
-        busy = [(b.block_start - after, b.block_end + before) for b in booked.get(resource.id, [])]
+        busy = [(s - after, e + before) for s, e in booked.get(resource.id, [])]
         work = working_intervals(resource.working_hours, resource.time_zone, start, end)
         out[resource.id] = subtract(work, [*off.get(resource.id, []), *busy])
     return out
@@ -114,16 +176,30 @@ def search_slots(
         raise InvalidInput(
             "skill_id: give a skill_id or a device_type_id (one of them)", field="skill_id"
         )
-    resources = candidates(
-        session, actor, skill_id=skill_id, min_level=min_level, device_type_id=device_type_id
+    query = _candidate_query(
+        actor, skill_id=skill_id, min_level=min_level, device_type_id=device_type_id
     )
-    free = free_intervals(session, resources, start, end)
+    pending = list(session.scalars(query))
+    among = query.with_only_columns(Resource.id).order_by(None)
     need = timedelta(minutes=duration_minutes)
-    slots = []
-    for resource in resources:
-        at = first_fit(free[resource.id], duration_minutes, step_minutes=step_minutes)
-        if at is not None:
-            slots.append(Slot(resource.id, resource.name, resource.unit_id, at, at + need))
+    slots: list[Slot] = []
+    # Look a day ahead first, then twice as far, and so on. A slot found within a horizon is
+    # its resource's earliest in the whole range, and it starts before any slot not found
+    # yet (that one would have to end past the horizon): once ``limit`` are found, stop.
+    span = timedelta(days=1)
+    horizon = start
+    while pending and len(slots) < limit and horizon < end:
+        horizon = min(end, start + span + need)
+        span *= 2
+        free = free_intervals(session, pending, start, horizon, among)
+        left = []
+        for resource in pending:
+            at = first_fit(free[resource.id], duration_minutes, step_minutes=step_minutes)
+            if at is None:
+                left.append(resource)
+            else:
+                slots.append(Slot(resource.id, resource.name, resource.unit_id, at, at + need))
+        pending = left
     slots.sort(key=lambda s: (s.start, s.resource_name, s.resource_id))
     return slots[:limit]
 
