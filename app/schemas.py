@@ -115,15 +115,29 @@ def end_after_start(value: Any, info: ValidationInfo) -> Any:
 
 
 @overload
-def aware(value: datetime, field: str) -> datetime: ...
+def aware(value: str | datetime, field: str) -> datetime: ...
 @overload
 def aware(value: None, field: str) -> None: ...
-def aware(value: datetime | None, field: str) -> datetime | None:
-    """A query-string instant: must carry an offset; returned in UTC (``InvalidInput`` if naive)."""
+def aware(value: str | datetime | None, field: str) -> datetime | None:
+    """A query-string instant: an RFC 3339 string with an offset, returned in UTC.
+
+    Numbers (``?start=0``) and naive times are refused with ``InvalidInput`` naming ``field``.
+    """
     from app.errors import InvalidInput
 
     if value is None:
         return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or text.lstrip("-").isdigit():
+            raise InvalidInput(
+                f"{field}: give an RFC 3339 date-time such as 2027-03-01T09:00:00Z, not a number",
+                field=field,
+            )
+        try:
+            value = datetime.fromisoformat(text.replace(" ", "+"))
+        except ValueError:
+            raise InvalidInput(f"{field}: not an RFC 3339 date-time", field=field) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{field}: give an offset, e.g. 2027-03-01T09:00:00Z", field=field)
     return value.astimezone(ZoneInfo("UTC"))

@@ -137,9 +137,13 @@ class RunPool:
         return self._executor.submit(execute, self.database_url, str(run_id), self.solver_workers)
 
     def shutdown(self) -> None:
-        """Stop the workers (on app shutdown)."""
+        """Stop the workers with the app: queued runs are dropped and running ones killed
+        (they show as failed once stale), so a shutdown never waits out a long solve."""
         if self._executor is not None:
+            processes = list((self._executor._processes or {}).values())
             self._executor.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
             self._executor = None
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import services
 from app.auth.actor import Actor
-from app.pagination import Limit, Offset, page
+from app.pagination import Limit, Offset, OptionalInstant, page
 from app.problems import LIST
 from app.routing import get
 from app.schemas import Page, Schema, aware
@@ -52,8 +52,8 @@ class AuditController(Controller):
         object_id: Annotated[str | None, Parameter(max_length=64)] = None,
         actor_user_id: uuid.UUID | None = None,
         unit_id: uuid.UUID | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: OptionalInstant = None,
+        until: OptionalInstant = None,
     ) -> Page[AuditEventRead]:
         rows, total = services.list_events(
             db_session,

@@ -28,7 +28,7 @@ from app.bookings.schemas import (
     SkippedOccurrence,
     SlotRead,
 )
-from app.pagination import Limit, Offset, page
+from app.pagination import Instant, Limit, Offset, OptionalInstant, page
 from app.problems import LIST, READ, WRITE
 from app.routing import get, post
 from app.schemas import Page, aware, check_span
@@ -58,8 +58,8 @@ class BookingController(Controller):
         project_id: uuid.UUID | None = None,
         request_id: uuid.UUID | None = None,
         status: BookingStatus | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: OptionalInstant = None,
+        end: OptionalInstant = None,
     ) -> Page[BookingRead]:
         filters = BookingFilter(
             resource_id=resource_id,
@@ -274,21 +274,21 @@ class AvailabilityController(Controller):
         self,
         actor: Actor,
         db_session: Session,
-        start: datetime,
-        end: datetime,
+        start: Instant,
+        end: Instant,
         duration_minutes: Duration,
         skill_id: uuid.UUID | None = None,
         min_level: Annotated[int, Parameter(ge=1, le=5)] = 1,
         device_type_id: uuid.UUID | None = None,
         limit: Limit = 20,
     ) -> list[SlotRead]:
-        start, end = aware(start, "start"), aware(end, "end")
-        check_span(start, end, field="end", max_days=92)
+        since, until = aware(start, "start"), aware(end, "end")
+        check_span(since, until, field="end", max_days=92)
         slots = search.search_slots(
             db_session,
             actor,
-            start=start,
-            end=end,
+            start=since,
+            end=until,
             duration_minutes=duration_minutes,
             skill_id=skill_id,
             min_level=min_level,
@@ -312,12 +312,12 @@ class AvailabilityController(Controller):
         actor: Actor,
         db_session: Session,
         resource_id: uuid.UUID,
-        start: datetime,
-        end: datetime,
+        start: Instant,
+        end: Instant,
     ) -> FreeBusyRead:
-        start, end = aware(start, "start"), aware(end, "end")
-        check_span(start, end, field="end", max_days=92)
-        free, busy, off = search.free_busy(db_session, actor, resource_id, start, end)
+        since, until = aware(start, "start"), aware(end, "end")
+        check_span(since, until, field="end", max_days=92)
+        free, busy, off = search.free_busy(db_session, actor, resource_id, since, until)
         return FreeBusyRead(
-            resource_id=resource_id, start=start, end=end, free=free, busy=busy, unavailable=off
+            resource_id=resource_id, start=since, end=until, free=free, busy=busy, unavailable=off
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller
@@ -29,7 +28,7 @@ from app.catalog.schemas import (
     UnavailabilityCreate,
     UnavailabilityRead,
 )
-from app.pagination import Limit, Offset, page
+from app.pagination import Limit, Offset, OptionalInstant, page
 from app.problems import LIST, READ, WRITE
 from app.routing import delete, get, patch, post
 from app.schemas import Page, Reason, aware
@@ -201,8 +200,8 @@ class ExpertController(Controller):
         actor: Actor,
         db_session: Session,
         expert_id: uuid.UUID,
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: OptionalInstant = None,
+        end: OptionalInstant = None,
     ) -> list[UnavailabilityRead]:
         rows = services.list_unavailability(
             db_session, actor, Expert, expert_id, start=aware(start, "start"), end=aware(end, "end")
@@ -284,8 +283,8 @@ class DeviceController(Controller):
         actor: Actor,
         db_session: Session,
         device_id: uuid.UUID,
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: OptionalInstant = None,
+        end: OptionalInstant = None,
     ) -> list[UnavailabilityRead]:
         rows = services.list_unavailability(
             db_session, actor, Device, device_id, start=aware(start, "start"), end=aware(end, "end")

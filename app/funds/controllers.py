@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 import ledger
 from app.auth.actor import Actor
 from app.funds import schemas, services
-from app.pagination import Limit
+from app.pagination import Limit, OptionalInstant
 from app.problems import WRITE, problems
 from app.routing import get, post
 from app.schemas import aware
@@ -64,8 +63,8 @@ class ProjectFundsController(Controller):
         actor: Actor,
         db_session: Session,
         project_id: uuid.UUID,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: OptionalInstant = None,
+        until: OptionalInstant = None,
         account: Account = None,
         kind: Kind = None,
         after: Annotated[int | None, Parameter(ge=0, description="Last entry id seen")] = None,
@@ -89,8 +88,8 @@ class ProjectFundsController(Controller):
         actor: Actor,
         db_session: Session,
         project_id: uuid.UUID,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: OptionalInstant = None,
+        until: OptionalInstant = None,
         account: Account = None,
         kind: Kind = None,
     ) -> Response[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.auth.models import Role
 from tests.app.booking_world import build
 
 MON = "2027-03-01"  # a Monday
@@ -225,3 +226,18 @@ def test_free_slot_search_and_free_busy(client, world):
     )
     assert fb.json()["busy"] == [["2027-03-01T08:00:00Z", "2027-03-01T12:00:00Z"]]
     assert fb.json()["free"] == [["2027-03-01T12:00:00Z", "2027-03-01T16:00:00Z"]]
+
+
+def test_query_instants_must_be_rfc3339_with_offset(client, world):
+    w = build(world)
+    for params in ({"start": "0", "end": "2027-03-08T00:00:00Z"},
+                   {"start": "2027-03-01T00:00:00", "end": "2027-03-08T00:00:00Z"},
+                   {"start": "2027-03-01T00:00:00Z", "end": "next week"}):
+        r = client.get("/availability/slots", params={
+            "skill_id": str(w.skill), "duration_minutes": 60, **params}, headers=w.requester)
+        assert r.status_code == 400, r.text
+        assert r.json()["field"] in ("start", "end")
+    audit = client.get("/audit-events", params={"since": "1700000000"},
+                       headers=world.user("aud", "X", Role.AUDITOR))
+    assert audit.status_code == 400
+    assert audit.json()["field"] == "since"
