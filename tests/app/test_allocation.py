@@ -95,3 +95,29 @@ def test_runs_are_private_to_their_unit_and_need_a_role(client, world):
     assert client.get(f"/allocation-runs/{run['id']}", headers=w.outsider).status_code == 404
     _wait(client, run["id"], lead)
 
+
+
+def test_emergency_run_displaces_ordinary_bookings_and_lists_them(client, world):
+    w = build(world)
+    lead = world.user("planner", "B", Role.PROJECT_LEAD)
+    ordinary = client.post("/bookings", json={
+        "resource_id": str(w.expert), "project_id": str(w.project),
+        "start": "2027-03-01T09:00:00+01:00", "end": "2027-03-01T17:00:00+01:00"},
+        headers=w.requester).json()
+    urgent = client.post("/requests", json={
+        "project_id": str(w.project), "title": "flood alert", "duration_minutes": 120,
+        "priority": 5, "emergency": True, **WINDOW,
+        "requirements": [{"kind": "skill", "skill_id": str(w.skill), "min_level": 3}]},
+        headers=w.requester).json()
+    started = client.post("/allocation-runs", json={
+        "horizon_start": "2027-03-01T00:00:00Z", "horizon_end": "2027-03-02T00:00:00Z",
+        "time_limit_s": 3, "emergency": True}, headers=lead).json()
+    run = _wait(client, started["id"], lead)
+    assert [a["request_id"] for a in run["result"]["assignments"]] == [urgent["id"]]
+    report = client.post(f"/allocation-runs/{run['id']}/apply", headers=lead).json()
+    report = report["apply_report"]
+    assert [a["request_id"] for a in report["applied"]] == [urgent["id"]]
+    assert [d["booking_id"] for d in report["displaced"]] == [ordinary["id"]]
+    gone = client.get(f"/bookings/{ordinary['id']}", headers=w.requester).json()
+    assert gone["status"] == "cancelled"
+    assert "emergency" in gone["status_reason"]
