@@ -13,13 +13,26 @@ from app.schemas import CurrencyCode, IsoDate, MinorUnits, Schema, Text
 
 
 class RateCardEntry(Schema):
-    """A price under the agreement: the most specific matching entry wins."""
+    """A price under the agreement, in force from ``effective_from`` to ``effective_until``
+    (inclusive dates; open when null). Rate changes are new entries with new dates, so the
+    card keeps its history; among the entries in force on a booking's start date, the most
+    specific one wins (resource, then skill or device type, then default)."""
 
     target: Literal["default", "resource", "skill", "device_type"]
     # validate_default: a missing target_id must be checked too (else it 500s on read-back)
     target_id: uuid.UUID | None = Field(default=None, validate_default=True)
     hourly_rate: MinorUnits = 0
     daily_rate: MinorUnits = 0
+    effective_from: IsoDate | None = None
+    effective_until: IsoDate | None = None
+
+    @field_validator("effective_until")
+    @classmethod
+    def _effective(cls, value: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("effective_from")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before effective_from")
+        return value
 
     @field_validator("target_id")
     @classmethod

@@ -43,7 +43,11 @@ def booking_price(session: Session, booking: Booking) -> Price:
     )
     minutes = int((booking.end - booking.start).total_seconds() // 60)
     return price_of(
-        resource, agreement, minutes, own_unit=booking.borrower_unit_id == booking.lender_unit_id
+        resource,
+        agreement,
+        minutes,
+        own_unit=booking.borrower_unit_id == booking.lender_unit_id,
+        day=booking.start.date(),
     )
 
 

@@ -1,6 +1,7 @@
 """What a loan costs: the agreement's rate card, else the resource's catalog rate.
 
-The most specific rate-card entry wins: one for the resource itself, then one for a skill
+Among the rate-card entries in force on the booking's start date (UTC), the most specific
+wins: one for the resource itself, then one for a skill
 the expert holds (the highest such rate) or the device's type, then the card's default;
 with no entry, the resource's own catalog rate applies. A booking of ``m`` minutes costs
 ``ceil(hourly × m / 60)`` minor units, capped, when a daily rate is set, at
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from app.agreements.models import SharingAgreement
@@ -26,10 +28,19 @@ class Price:
     currency: str
 
 
-def _rates(resource: Resource, agreement: SharingAgreement | None) -> tuple[int, int, str]:
+def _in_force(entry: dict[str, Any], day: date) -> bool:
+    start, until = entry.get("effective_from"), entry.get("effective_until")
+    return (start is None or date.fromisoformat(start) <= day) and (
+        until is None or day <= date.fromisoformat(until)
+    )
+
+
+def _rates(
+    resource: Resource, agreement: SharingAgreement | None, day: date
+) -> tuple[int, int, str]:
     if agreement is None or not agreement.rate_card:
         return resource.hourly_rate, resource.daily_rate, resource.currency
-    card: list[dict[str, Any]] = agreement.rate_card
+    card = [e for e in agreement.rate_card if _in_force(e, day)]
     skills = {str(s.skill_id) for s in resource.skills}
 
     def pick(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -53,10 +64,14 @@ def _rates(resource: Resource, agreement: SharingAgreement | None) -> tuple[int,
 
 
 def price_of(
-    resource: Resource, agreement: SharingAgreement | None, minutes: int, own_unit: bool
+    resource: Resource,
+    agreement: SharingAgreement | None,
+    minutes: int,
+    own_unit: bool,
+    day: date,
 ) -> Price:
-    """The price of holding ``resource`` for ``minutes`` under ``agreement``."""
-    hourly, daily, currency = _rates(resource, agreement)
+    """The price of holding ``resource`` for ``minutes`` from ``day`` under ``agreement``."""
+    hourly, daily, currency = _rates(resource, agreement, day)
     if own_unit:
         return Price(0, currency)
     amount = math.ceil(hourly * minutes / 60)

@@ -194,3 +194,50 @@ def test_only_members_unit_managers_and_auditors_read_a_projects_ledger(client, 
         client.get(f"/projects/{w.project}/funds/statement", headers=w.outsider).status_code == 404
     )
     assert client.get(f"/units/{w.borrower}/funds/statement", headers=w.outsider).status_code == 404
+
+
+def test_rate_cards_are_versioned_by_date_and_most_specific_wins(client, world):
+    w = build(world, funds=1_000_000)
+    um = world.user("lender-boss", "L", Role.UNIT_MANAGER)
+    card = [
+        {"target": "default", "hourly_rate": 5_000, "effective_until": "2027-02-28"},
+        {"target": "default", "hourly_rate": 6_000, "effective_from": "2027-03-01"},
+        {
+            "target": "skill",
+            "target_id": str(w.skill),
+            "hourly_rate": 7_000,
+            "effective_from": "2027-04-01",
+        },
+    ]
+    r = client.patch(f"/agreements/{w.agreement}", json={"rate_card": card}, headers=um)
+    assert r.status_code == 200, r.text
+    lead = world.headers("lead")
+    base = {"resource_id": str(w.expert), "project_id": str(w.project)}
+
+    def held_after(day: str) -> int:
+        before = _statement(client, w, lead)["held"]
+        booked = client.post(
+            "/bookings", json={**base, **_slot(day, "10:00", "11:00")}, headers=w.requester
+        )
+        assert booked.status_code == 201, booked.text
+        return _statement(client, w, lead)["held"] - before
+
+    assert held_after("2027-02-01") == 5_000  # the first version
+    assert held_after("2027-03-01") == 6_000  # the default changed on 1 March
+    assert held_after("2027-04-05") == 7_000  # the skill entry is more specific
+    bad = client.patch(
+        f"/agreements/{w.agreement}",
+        json={
+            "rate_card": [
+                {
+                    "target": "default",
+                    "hourly_rate": 1,
+                    "effective_from": "2027-05-01",
+                    "effective_until": "2027-04-01",
+                }
+            ]
+        },
+        headers=um,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "rate_card.0.effective_until"
