@@ -216,12 +216,17 @@ def bookings() -> None:
 
 @bookings.command("sweep")
 def bookings_sweep() -> None:
-    """Release device bookings nobody checked in; expire open requests whose window passed."""
+    """Release device no-shows, expire open requests whose window passed, expire due holds."""
+    import ledger
     from app.bookings.services import sweep
 
     with _scope() as session:
         counts = sweep(session, SYSTEM)
-    click.echo(f"released {counts['released']} no-shows, expired {counts['expired']} requests")
+        holds = ledger.expire_due_holds(session)
+    click.echo(
+        f"released {counts['released']} no-shows, expired {counts['expired']} requests "
+        f"and {len(holds)} holds past their deadline"
+    )
 
 
 def run() -> None:
