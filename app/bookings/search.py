@@ -148,12 +148,17 @@ def free_intervals(
     off = _unavailable(session, scope, start, end)
     booked = _live_block_spans(session, scope, start - margin, end + margin)
     out: dict[uuid.UUID, list[Interval]] = {}
+    # most resources share a few standard weeks: compute each (hours, zone) pair once
+    weeks: dict[tuple[str, str], list[Interval]] = {}
     for resource in resources:
         before, after = buffers.get(
             resource.device_type_id or uuid.UUID(int=0), (timedelta(0), timedelta(0))
         )
         busy = [(s - after, e + before) for s, e in booked.get(resource.id, [])]
-        work = working_intervals(resource.working_hours, resource.time_zone, start, end)
+        key = (repr(resource.working_hours), resource.time_zone)
+        if key not in weeks:
+            weeks[key] = working_intervals(resource.working_hours, resource.time_zone, start, end)
+        work = weeks[key]
         out[resource.id] = subtract(work, [*off.get(resource.id, []), *busy])
     return out
 
