@@ -2,6 +2,11 @@
 
 The same selection step feeds both :func:`render_feed` and :func:`feed_version`, so an ETag
 computed without rendering changes exactly when the rendered bytes may change.
+
+Size cap: a feed whose :attr:`~FeedSpec.max_bytes` is set never renders larger. If all its
+events do not fit, the events that start last are left out (ordered by start, then UID, so
+the cut is deterministic) and the calendar's DESCRIPTION and X-WR-CALDESC say how many and
+from which instant on. Google drops subscriptions over about 1 MB.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from calendars.errors import InvalidFeedInput
-from calendars.icstext import content, duration, escape_text, local_stamp, utc_stamp
+from calendars.icstext import duration, escape_text, fold_text, local_stamp, utc_stamp
 from calendars.records import _ONE_US, BookingRecord, BookingStatus, FeedSpec, _micros, _utc, zone
 from calendars.timezones import vtimezone_lines
 
@@ -113,48 +118,54 @@ def _select(feed: FeedSpec, bookings: Iterable[BookingRecord], now: datetime) ->
     return _Selection(kept, tuple(sorted(zones)), first_year - 1, bounds.window_end.year + 1)
 
 
-def _event_lines(b: BookingRecord, out: list[str]) -> None:
-    out.append("BEGIN:VEVENT")
-    out.append(f"UID:{escape_text(b.uid)}")
-    out.append(f"DTSTAMP:{utc_stamp(b.last_modified)}")
-    out.append(f"SEQUENCE:{b.sequence}")
+def _event(b: BookingRecord) -> str:
+    """One VEVENT as folded text, CRLF after each line (the caller encodes whole feeds)."""
+    out = [
+        "BEGIN:VEVENT",
+        fold_text(f"UID:{escape_text(b.uid)}"),
+        f"DTSTAMP:{utc_stamp(b.last_modified)}",
+        f"SEQUENCE:{b.sequence}",
+    ]
     rec = b.recurrence
     if rec is None:
         out.append(f"DTSTART:{utc_stamp(b.start)}")
         out.append(f"DTEND:{utc_stamp(b.end)}")
     else:
         tz = zone(rec.tzid)
-        out.append(f"DTSTART;TZID={rec.tzid}:{local_stamp(b.start.astimezone(tz))}")
-        out.append(f"DTEND;TZID={rec.tzid}:{local_stamp(b.end.astimezone(tz))}")
-        out.append(f"RRULE:{rec.rrule}")
+        out.append(fold_text(f"DTSTART;TZID={rec.tzid}:{local_stamp(b.start.astimezone(tz))}"))
+        out.append(fold_text(f"DTEND;TZID={rec.tzid}:{local_stamp(b.end.astimezone(tz))}"))
+        out.append(fold_text(f"RRULE:{rec.rrule}"))
         # One EXDATE per line, in the same form as DTSTART: some clients read only the first
         # value of a comma-separated list, and some match EXDATEs to DTSTART textually.
         for x in rec.exdates:
-            out.append(f"EXDATE;TZID={rec.tzid}:{local_stamp(x.astimezone(tz))}")
+            out.append(fold_text(f"EXDATE;TZID={rec.tzid}:{local_stamp(x.astimezone(tz))}"))
     summary = BUSY_SUMMARY if b.busy_only else b.summary
     prefix = _WITHDRAWN_PREFIX.get(b.status)
     if prefix:
         summary = prefix + summary
-    out.append(f"SUMMARY:{escape_text(summary)}")
+    out.append(fold_text(f"SUMMARY:{escape_text(summary)}"))
     if b.busy_only:
         out.append("CLASS:PRIVATE")
     else:
         if b.description:
-            out.append(f"DESCRIPTION:{escape_text(b.description)}")
+            out.append(fold_text(f"DESCRIPTION:{escape_text(b.description)}"))
         if b.location:
-            out.append(f"LOCATION:{escape_text(b.location)}")
+            out.append(fold_text(f"LOCATION:{escape_text(b.location)}"))
         if b.resource:
-            out.append(f"RESOURCES:{escape_text(b.resource)}")
+            out.append(fold_text(f"RESOURCES:{escape_text(b.resource)}"))
     out.append(f"STATUS:{_STATUS[b.status]}")
     if prefix:
         # A withdrawn booking no longer makes anyone busy.
         out.append("TRANSP:TRANSPARENT")
-    out.append("END:VEVENT")
+    out.append("END:VEVENT\r\n")
+    return "\r\n".join(out)
 
 
-def render_feed(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime) -> bytes:
-    """The feed as UTF-8 RFC 5545 bytes: same inputs and ``now`` give the same bytes."""
-    sel = _select(feed, bookings, now)
+def _text_block(lines: Iterable[str]) -> bytes:
+    return "".join(fold_text(line) + "\r\n" for line in lines).encode("utf-8")
+
+
+def _head(feed: FeedSpec, cap_note: str) -> bytes:
     ttl = duration(feed.refresh_interval)
     name = escape_text(feed.name)
     lines = [
@@ -167,17 +178,54 @@ def render_feed(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datet
         f"X-WR-CALNAME:{name}",
         f"X-WR-TIMEZONE:{feed.display_tz}",
     ]
-    if feed.description:
-        lines.append(f"DESCRIPTION:{escape_text(feed.description)}")
-        lines.append(f"X-WR-CALDESC:{escape_text(feed.description)}")
+    description = "\n".join(d for d in (feed.description, cap_note) if d)
+    if description:
+        lines.append(f"DESCRIPTION:{escape_text(description)}")
+        lines.append(f"X-WR-CALDESC:{escape_text(description)}")
     lines.append(f"REFRESH-INTERVAL;VALUE=DURATION:{ttl}")
     lines.append(f"X-PUBLISHED-TTL:{ttl}")
-    for tz_name in sel.zones:
-        lines.extend(vtimezone_lines(tz_name, sel.first_year, sel.last_year))
-    for b in sel.bookings:
-        _event_lines(b, lines)
-    lines.append("END:VCALENDAR")
-    return content(lines)
+    return _text_block(lines)
+
+
+def _cap_note(feed: FeedSpec, left_out: int, first_left_out: datetime) -> str:
+    """What a capped feed says about the events it leaves out (a fixed-width instant, so a
+    note with more left out is never shorter)."""
+    return (
+        f"Cut to stay under {feed.max_bytes} bytes: the {left_out} bookings that start last "
+        f"(from {first_left_out:%Y-%m-%d %H:%M} UTC on) are left out."
+    )
+
+
+_TAIL = b"END:VCALENDAR\r\n"
+
+
+def render_feed(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime) -> bytes:
+    """The feed as UTF-8 RFC 5545 bytes: same inputs and ``now`` give the same bytes.
+
+    With :attr:`FeedSpec.max_bytes` set, the events that start last are left out as far as
+    needed to stay within it, and the calendar's description says so (see the module doc)."""
+    sel = _select(feed, bookings, now)
+    zones = _text_block(
+        line
+        for tz_name in sel.zones
+        for line in vtimezone_lines(tz_name, sel.first_year, sel.last_year)
+    )
+    events = [_event(b).encode("utf-8") for b in sel.bookings]
+    head = _head(feed, "")
+    size = len(head) + len(zones) + sum(map(len, events)) + len(_TAIL)
+    if feed.max_bytes is not None and size > feed.max_bytes and events:
+        # Fit under the longest note any cut could need, then write the actual one.
+        longest = _head(feed, _cap_note(feed, len(events), sel.bookings[0].start))
+        budget = feed.max_bytes - len(longest) - len(zones) - len(_TAIL)
+        kept, used = 0, 0
+        for event in events:
+            if used + len(event) > budget:
+                break
+            used += len(event)
+            kept += 1
+        events = events[:kept]
+        head = _head(feed, _cap_note(feed, len(sel.bookings) - kept, sel.bookings[kept].start))
+    return b"".join([head, zones, *events, _TAIL])
 
 
 def feed_fingerprint(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datetime) -> str:

@@ -53,11 +53,17 @@ def _micros(value: datetime) -> int:
 
 
 def _utc(value: datetime, what: str) -> datetime:
+    if value.__class__ is datetime and value.tzinfo is UTC:
+        return value  # the common case, checked first: feeds build thousands of records
     if not isinstance(value, datetime):
         raise InvalidFeedInput(f"{what} must be a datetime, got {type(value).__name__}")
     if value.utcoffset() is None:
         raise InvalidFeedInput(f"{what} must be timezone-aware (got naive {value.isoformat()})")
     return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+MIN_FEED_BYTES = 16 * 1024
+"""The smallest size cap a feed takes: room for its header and time zones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,9 @@ class FeedSpec:
     """How long a cancelled or declined booking stays as STATUS:CANCELLED before leaving."""
     description: str = ""
     """Optional longer description (X-WR-CALDESC)."""
+    max_bytes: int | None = None
+    """Largest body to render; beyond it the events that start last are left out and the
+    description says so (see :mod:`calendars.feed`). None: no cap."""
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -91,6 +100,8 @@ class FeedSpec:
             raise InvalidFeedInput("refresh_interval must be whole seconds and at least 1 minute")
         if self.cancelled_grace < timedelta(0):
             raise InvalidFeedInput("cancelled_grace must be ≥ 0")
+        if self.max_bytes is not None and self.max_bytes < MIN_FEED_BYTES:
+            raise InvalidFeedInput(f"max_bytes must be at least {MIN_FEED_BYTES}")
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The half-open UTC window ``[now - window_back, now + window_ahead)``."""

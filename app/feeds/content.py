@@ -4,6 +4,12 @@ One query serves both the full render and the 304 path, so the ETag computed wit
 rendering changes exactly when the rendered bytes may change. The 304 path reads only the
 columns the ETag covers (``details=False``); the render also reads titles and names.
 
+The rows are plain columns, shaped by SQL so that Python does little per row: ids come as
+UUID text, the privacy flag, the booking's last change (with its resource's and project's)
+and its withdrawal instant are computed by the database, and SQLite's timestamps are parsed
+by ``datetime.fromisoformat`` instead of SQLAlchemy's per-value conversion. A 5,000-booking
+feed is read in about a third of the time ORM-typed columns took.
+
 Privacy: the owner of a feed sees the details of a booking only if their unit borrows or
 lends it (or they are admin or auditor); any other booking is a busy block without details.
 A recurring series is one event with RRULE, and EXDATE for each occurrence that is not
@@ -20,8 +26,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Row,
+    String,
+    TypeDecorator,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.auth.actor import Actor
 from app.bookings.models import LIVE_STATUSES, Booking, BookingSeries
@@ -80,20 +103,105 @@ def _scope(scope: FeedScope) -> ColumnElement[bool]:
     )
 
 
-_VERSION_COLUMNS = (
-    Booking.id,
-    Booking.series_id,
-    Booking.start,
-    Booking.end,
-    Booking.status,
-    Booking.sequence,
-    Booking.updated_at,
-    Booking.cancelled_at,
-    Booking.borrower_unit_id,
-    Booking.lender_unit_id,
-    Resource.updated_at.label("resource_updated_at"),
-    Project.updated_at.label("project_updated_at"),
-)
+class _UuidText(FunctionElement[str]):
+    """SQL: a UUID column as its canonical text (``8-4-4-4-12``, lower case), or NULL.
+
+    Building 20,000 :class:`uuid.UUID` objects was a fifth of a big feed's read time, and
+    the feed needs the text anyway (UIDs)."""
+
+    type = String()
+    name = "uuid_text"
+    inherit_cache = True
+
+
+@compiles(_UuidText)
+def _uuid_text(element: _UuidText, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS VARCHAR)"
+
+
+@compiles(_UuidText, "sqlite")
+def _uuid_text_sqlite(element: _UuidText, compiler: SQLCompiler, **kw: Any) -> str:
+    # advanced-alchemy stores UUIDs as 16 big-endian bytes on SQLite.
+    arg = compiler.process(element.clauses, **kw)
+    hex_ = f"lower(hex({arg}))"
+    parts = "||'-'||".join(
+        f"substr({hex_},{at},{n})" for at, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+    )
+    return f"CASE WHEN {arg} IS NULL THEN NULL ELSE {parts} END"
+
+
+class _Latest(FunctionElement[datetime]):
+    """SQL: the latest of some non-null timestamps (GREATEST; SQLite's scalar max)."""
+
+    type = DateTime(timezone=True)
+    name = "greatest"
+    inherit_cache = True
+
+
+@compiles(_Latest)
+def _latest(element: _Latest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"GREATEST({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Latest, "sqlite")
+def _latest_sqlite(element: _Latest, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps timestamps as text in one fixed format, so text order is time order.
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
+def _sqlite_instant(value: str | None) -> datetime | None:
+    # Appending the offset is four times cheaper than .replace(tzinfo=UTC) afterwards.
+    return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+
+class _Instant(TypeDecorator[datetime]):
+    """A timestamp column read cheaply: SQLite's text goes through ``fromisoformat`` (C) and
+    is UTC; PostgreSQL's driver already returns aware datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """Parse SQLite's text; take the driver's datetimes elsewhere."""
+        return _sqlite_instant if dialect.name == "sqlite" else None
+
+
+def _instant(column: Any) -> ColumnElement[datetime]:
+    return type_coerce(column, _Instant())
+
+
+def _version_columns(owner: Actor) -> tuple[Any, ...]:
+    """What the ETag covers of a booking row, shaped in SQL (see the module doc)."""
+    if owner.sees_everything:
+        busy: ColumnElement[int] = literal(0)
+    else:
+        mine = or_(
+            Booking.borrower_unit_id == owner.unit_id, Booking.lender_unit_id == owner.unit_id
+        )
+        busy = case((mine, 0), else_=1)
+    return (
+        _UuidText(Booking.id).label("id"),
+        _UuidText(Booking.series_id).label("series_id"),
+        _instant(Booking.start).label("start"),
+        _instant(Booking.end).label("end"),
+        Booking.status,
+        Booking.sequence,
+        # The resource's and project's names are shown too: their changes are the booking's.
+        _instant(_Latest(Booking.updated_at, Resource.updated_at, Project.updated_at)).label(
+            "changed"
+        ),
+        _instant(
+            case(
+                (
+                    Booking.status.not_in(LIVE_STATUSES),
+                    func.coalesce(Booking.cancelled_at, Booking.updated_at),
+                )
+            )
+        ).label("withdrawn_at"),
+        busy.label("busy"),
+    )
+
+
 _DETAIL_COLUMNS = (
     Booking.title,
     Booking.status_reason,
@@ -130,7 +238,7 @@ def _rows(
     session: Session, scope: FeedScope, spec: FeedSpec, now: datetime, details: bool
 ) -> Sequence[Row[Any]]:
     """The feed's booking rows, by start (a stable order keeps the ETag stable)."""
-    columns: tuple[Any, ...] = _VERSION_COLUMNS + (_DETAIL_COLUMNS if details else ())
+    columns = _version_columns(scope.owner) + (_DETAIL_COLUMNS if details else ())
     query = (
         select(*columns)
         .join(Resource, Resource.id == Booking.resource_id)
@@ -192,38 +300,27 @@ def load_records(
 ) -> list[BookingRecord]:
     """The feed's records at ``now``; without ``details`` only what the ETag covers is read."""
     rows = _rows(session, scope, spec, now, details)
-    series_ids = {r.series_id for r in rows if r.series_id is not None}
-    series = (
-        {
-            s.id: s
-            for s in session.scalars(select(BookingSeries).where(BookingSeries.id.in_(series_ids)))
-        }
-        if series_ids
-        else {}
-    )
-    by_series: dict[uuid.UUID, list[Row[Any]]] = {}
+    by_series: dict[str, list[Row[Any]]] = {}
     for row in rows:
         if row.series_id is not None:
             by_series.setdefault(row.series_id, []).append(row)
-    owner = scope.owner
+    series = (
+        {
+            str(s.id): s
+            for s in session.scalars(
+                select(BookingSeries).where(BookingSeries.id.in_([uuid.UUID(i) for i in by_series]))
+            )
+        }
+        if by_series
+        else {}
+    )
     out: list[BookingRecord] = []
     for row in rows:
         if row.series_id is None:
-            out.append(_single(row, owner, details))
+            out.append(_single(row, details))
         elif by_series[row.series_id][0] is row:  # a series stands where its first occurrence does
-            out.append(_series(series[row.series_id], by_series[row.series_id], owner, details))
+            out.append(_series(series[row.series_id], by_series[row.series_id], details))
     return out
-
-
-def _busy_only(owner: Actor, row: Row[Any]) -> bool:
-    return not (
-        owner.sees_everything or owner.unit_id in (row.borrower_unit_id, row.lender_unit_id)
-    )
-
-
-def _changed(row: Row[Any]) -> datetime:
-    # The resource's and project's names are shown too: their changes are the booking's.
-    return max(row.updated_at, row.resource_updated_at, row.project_updated_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,19 +345,17 @@ def _texts(row: Row[Any], title: str, details: bool) -> _Texts:
     )
 
 
-def _single(row: Row[Any], owner: Actor, details: bool) -> BookingRecord:
-    status = _STATUS[row.status]
+def _single(row: Row[Any], details: bool) -> BookingRecord:
     texts = _texts(row, row.title if details else "", details)
-    withdrawn = (row.cancelled_at or row.updated_at) if status.is_withdrawn else None
     return BookingRecord(
         uid=f"booking-{row.id}@{UID_DOMAIN}",
         start=row.start,
         end=row.end,
-        status=status,
+        status=_STATUS[row.status],
         sequence=row.sequence,
-        last_modified=_changed(row),
-        cancelled_at=withdrawn,
-        busy_only=_busy_only(owner, row),
+        last_modified=row.changed,
+        cancelled_at=row.withdrawn_at,
+        busy_only=bool(row.busy),
         summary=texts.summary,
         resource=texts.resource,
         description=texts.description,
@@ -284,16 +379,14 @@ def _until_rule(rrule: str, last_start: datetime) -> str:
     return ";".join([*parts, "UNTIL=" + last_start.strftime("%Y%m%dT%H%M%SZ")])
 
 
-def _series(
-    series: BookingSeries, rows: list[Row[Any]], owner: Actor, details: bool
-) -> BookingRecord:
+def _series(series: BookingSeries, rows: list[Row[Any]], details: bool) -> BookingRecord:
     starts = _starts(series.rrule, series.local_start, series.time_zone)
     live = [r for r in rows if r.status in LIVE_STATUSES]
     booked = {r.start for r in (live or rows)}
     if not live:
         status, cancelled_at = (
             BookingStatus.CANCELLED,
-            max(r.cancelled_at or r.updated_at for r in rows),
+            max(r.withdrawn_at for r in rows),
         )
     else:
         cancelled_at = None
@@ -314,14 +407,14 @@ def _series(
         # Every change of an occurrence raises its own sequence by one, so the sum rises
         # with each change of the series as a whole.
         sequence=sum(r.sequence for r in rows),
-        last_modified=max(series.updated_at, *(_changed(r) for r in rows)),
+        last_modified=max(series.updated_at, *(r.changed for r in rows)),
         cancelled_at=cancelled_at,
         recurrence=Recurrence(
             _until_rule(series.rrule, starts[-1]),
             series.time_zone,
             exdates=tuple(s for s in starts if s not in booked),
         ),
-        busy_only=_busy_only(owner, first),
+        busy_only=bool(first.busy),
         summary=texts.summary,
         resource=texts.resource,
         description=texts.description,

@@ -48,6 +48,9 @@ REFRESH_INTERVAL = timedelta(hours=1)
 """How often clients are asked to poll (a 304 is cheap)."""
 CANCELLED_GRACE = timedelta(days=7)
 """How long a cancelled booking stays in a feed as STATUS:CANCELLED before it leaves."""
+MAX_FEED_BYTES = 800_000
+"""Largest feed body: Google drops subscriptions over about 1 MB. A busier feed leaves out
+the bookings that start last and says so in its description (see :mod:`calendars.feed`)."""
 
 
 # --- issuing and managing feeds -------------------------------------------------------------
@@ -238,6 +241,7 @@ def _open(session: Session, token: str) -> _OpenFeed:
         window_ahead=WINDOW_AHEAD,
         refresh_interval=REFRESH_INTERVAL,
         cancelled_grace=CANCELLED_GRACE,
+        max_bytes=MAX_FEED_BYTES,
     )
     return _OpenFeed(feed, FeedScope(kind, feed.target_id, owner, user.email), spec)
 
@@ -303,6 +307,50 @@ class _KnownVersions:
 KNOWN_VERSIONS = _KnownVersions(size=10_000)
 
 
+class _RenderedBodies:
+    """Feed bodies this process rendered, by feed and strong version (ETag fingerprint).
+
+    The version covers everything the body shows (that is what makes it a strong ETag), so
+    a body found under the current version is the body a render would give: a fetch without
+    validators (Google never sends any) then costs what a 304 costs. Bounded in entries and
+    bytes, least recently used first out; per worker process.
+    """
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
+        with self._lock:
+            body = self._entries.get(key)
+            if body is not None:
+                self._entries.move_to_end(key)
+            return body
+
+    def put(self, key: tuple[Any, ...], body: bytes) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._entries[key] = body
+            self._bytes += len(body)
+            while len(self._entries) > self._size or self._bytes > self._max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def clear(self) -> None:
+        """Forget every body (benchmarks time cold renders with it)."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+RENDERED_BODIES = _RenderedBodies(size=48, max_bytes=48 * MAX_FEED_BYTES)
+
+
 def _key(feed: _OpenFeed) -> tuple[Any, ...]:
     owner = feed.scope.owner
     roles = tuple(sorted(owner.roles))
@@ -313,26 +361,29 @@ def fetch_feed(session: Session, token: str, pre: Preconditions, *, now: datetim
     """A feed as of ``now``; when the client's copy is current, its validators only.
 
     The 304 path never renders: it reuses the version this process knew if one aggregate
-    query says nothing changed, and otherwise reads only what the ETag covers.
+    query says nothing changed, and otherwise reads only what the ETag covers. A full answer
+    reuses the body rendered for the same version, if this process still has it.
     """
     feed = _open(session, token)
     key = _key(feed)
     # The stamp is read before the rows: a change in between makes the stored version newer
     # than its stamp, which only costs a recomputation next time, never a wrong 304.
     stamp = change_stamp(session, feed.scope, feed.spec, now)
-    if pre.if_none_match or pre.if_modified_since is not None:
-        version = KNOWN_VERSIONS.get(key, stamp, now)
-        if version is None:
-            records = load_records(session, feed.scope, feed.spec, now, details=False)
-            version = feed_version(feed.spec, records, now=now)
-            KNOWN_VERSIONS.put(
-                key, _Known(stamp, now, next_change(feed.spec, records, now), version)
-            )
+    version = KNOWN_VERSIONS.get(key, stamp, now)
+    if version is None and (pre.if_none_match or pre.if_modified_since is not None):
+        records = load_records(session, feed.scope, feed.spec, now, details=False)
+        version = feed_version(feed.spec, records, now=now)
+        KNOWN_VERSIONS.put(key, _Known(stamp, now, next_change(feed.spec, records, now), version))
+    if version is not None:
         last_modified = _last_modified(feed, version)
         if _is_current(version, last_modified, pre):
             return FeedAnswer(version.etag, last_modified, None)
+        body = RENDERED_BODIES.get((*key, version.fingerprint))
+        if body is not None:
+            return FeedAnswer(version.etag, last_modified, body)
     records = load_records(session, feed.scope, feed.spec, now, details=True)
     version = feed_version(feed.spec, records, now=now)
     KNOWN_VERSIONS.put(key, _Known(stamp, now, next_change(feed.spec, records, now), version))
     body = render_feed(feed.spec, records, now=now)
+    RENDERED_BODIES.put((*key, version.fingerprint), body)
     return FeedAnswer(version.etag, _last_modified(feed, version), body)
