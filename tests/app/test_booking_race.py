@@ -1,0 +1,247 @@
+"""Races through the real HTTP app: many clients book one resource at the same instant.
+
+A uvicorn server runs the app in a subprocess (one or two worker processes) on the test
+database; 50 threads, each with its own HTTP connection, wait at a barrier and then book
+slots of one resource that all clash with each other. Exactly one of them may win, the
+others get a 409 naming the winner's slot — never a 500, never a second booking. One
+server serves every trial of a variant, so the test stays quick.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from app.bookings.models import LIVE_STATUSES, Booking
+from tests.app.booking_world import Lending, build
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = 50
+TRIALS = 20
+REBOOK_ROUNDS = 2
+# The first Monday of the trials; each trial books a later weekday, 09:00 local (UTC+1).
+FIRST_DAY = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)
+
+VARIANTS = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server(db_url: str, workers: int, log: Path) -> Iterator[str]:
+    """Serve the app with uvicorn on a free port; yields the base URL, kills it after.
+
+    The server's stderr goes to ``log``; its tail is shown when the block fails.
+    """
+    port = _free_port()
+    env = {**os.environ, "COPOOL_DATABASE_URL": db_url, "COPOOL_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:app_factory",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+               "--log-level", "warning", "--no-access-log"]
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=sink)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(proc, base, workers, log)
+        yield base
+    except BaseException:
+        sys.stderr.write(f"--- uvicorn log ---\n{log.read_text(errors='replace')[-6000:]}\n")
+        raise
+    finally:
+        _stop(proc)
+
+
+def _wait_until_up(proc: subprocess.Popen[bytes], base: str, workers: int, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                if workers > 1:
+                    time.sleep(1.0)  # let every worker import the app and start accepting
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("uvicorn did not answer /health within 60 s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group we started (uvicorn + its workers)
+            proc.wait(timeout=5)
+
+
+def _together(n: int, work: Callable[[int, httpx.Client], Any], clients: list[httpx.Client]
+              ) -> list[Any]:
+    """Run ``work(i, client)`` in ``n`` threads released at once by a barrier."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i, clients[i])
+        except Exception as exc:  # a transport error is an answer the test must see
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+STUCK = ("requests timed out: the server stalled under 50 concurrent bookings. A transaction "
+         "that holds SQLite's writer lock or a PostgreSQL row lock must be able to commit "
+         "without a free worker thread (the session's commit runs in before_send)")
+
+
+def _timed_out(errors: list[Any]) -> bool:
+    return any(isinstance(e, httpx.TimeoutException) for e in errors)
+
+
+def _live_count(world: Any, resource_id: uuid.UUID, start: datetime, end: datetime) -> int:
+    with world.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Booking).where(
+            Booking.resource_id == resource_id, Booking.status.in_(LIVE_STATUSES),
+            Booking.start < end, Booking.end > start)) or 0)
+
+
+def _trial_slots(w: Lending, trial: int) -> tuple[uuid.UUID, list[tuple[datetime, datetime]]]:
+    """One resource and 50 slots of it that pairwise clash.
+
+    Even trials: the expert, one hour from 09:00 + i·48 s — every pair overlaps outright.
+    Odd trials: the drone (15 min set-up and tear-down), ten minutes from 10:00 + i·47 s —
+    slots far apart do not overlap, but their blocks (buffers included) all do.
+    """
+    day = FIRST_DAY + timedelta(days=7 * (trial // 5) + trial % 5)
+    if trial % 2 == 0:
+        starts = [day + timedelta(seconds=48 * i) for i in range(CLIENTS)]
+        return w.expert, [(s, s + timedelta(hours=1)) for s in starts]
+    starts = [day + timedelta(hours=1, seconds=47 * i) for i in range(CLIENTS)]
+    return w.device, [(s, s + timedelta(minutes=10)) for s in starts]
+
+
+@pytest.mark.parametrize(("db_url", "workers"), VARIANTS, indirect=["db_url"],
+                         ids=[f"{db}-{n}worker" for db, n in VARIANTS])
+def test_fifty_clients_one_slot_exactly_one_wins(
+    world: Any, db_url: str, workers: int, tmp_path: Path
+) -> None:
+    w = build(world)
+    clients = [httpx.Client(headers=w.requester, timeout=15) for _ in range(CLIENTS)]
+    try:
+        with live_server(db_url, workers, tmp_path / "uvicorn.log") as base:
+            for trial in range(TRIALS):
+                resource, slots = _trial_slots(w, trial)
+
+                def book(i: int, client: httpx.Client, resource: uuid.UUID = resource,
+                         slots: list[tuple[datetime, datetime]] = slots) -> httpx.Response:
+                    start, end = slots[i]
+                    return client.post(f"{base}/bookings", json={
+                        "resource_id": str(resource), "project_id": str(w.project),
+                        "start": start.isoformat(), "end": end.isoformat()})
+
+                answers = _together(CLIENTS, book, clients)
+                errors = [a for a in answers if not isinstance(a, httpx.Response)]
+                assert not errors, f"trial {trial}: {STUCK if _timed_out(errors) else errors[:3]}"
+                statuses = sorted(a.status_code for a in answers)
+                assert statuses.count(201) == 1, f"trial {trial}: {statuses}"
+                assert statuses.count(409) == CLIENTS - 1, f"trial {trial}: {statuses}"
+                winner = next(a.json() for a in answers if a.status_code == 201)
+                for answer in answers:
+                    if answer.status_code == 409:
+                        problem = answer.json()
+                        assert problem["code"] == "overlap", problem
+                        assert problem["conflicts"][0]["booking_id"] == winner["id"], problem
+                window = (slots[0][0] - timedelta(hours=1), slots[-1][1] + timedelta(hours=1))
+                assert _live_count(world, resource, *window) == 1, f"trial {trial}"
+    finally:
+        for client in clients:
+            client.close()
+    with world.session() as s:
+        total = s.scalar(select(func.count()).select_from(Booking)) or 0
+    assert total == TRIALS  # no row was written for any loser
+
+
+@pytest.mark.parametrize(("db_url", "workers"), VARIANTS, indirect=["db_url"],
+                         ids=[f"{db}-{n}worker" for db, n in VARIANTS])
+def test_cancel_while_others_race_for_the_slot(
+    world: Any, db_url: str, workers: int, tmp_path: Path
+) -> None:
+    """The holder cancels while 49 clients keep trying: exactly one of them gets the slot."""
+    w = build(world)
+    clients = [httpx.Client(headers=w.requester, timeout=15) for _ in range(CLIENTS)]
+    body = {"resource_id": str(w.expert), "project_id": str(w.project)}
+    try:
+        with live_server(db_url, workers, tmp_path / "uvicorn.log") as base:
+            for round_ in range(REBOOK_ROUNDS):
+                start = FIRST_DAY + timedelta(days=round_, hours=2)
+                slot = {"start": start.isoformat(),
+                        "end": (start + timedelta(hours=1)).isoformat()}
+                first = clients[0].post(f"{base}/bookings", json={**body, **slot})
+                assert first.status_code == 201, first.text
+                holder = first.json()["id"]
+
+                def act(i: int, client: httpx.Client, holder: str = holder,
+                        slot: dict[str, str] = slot) -> list[httpx.Response]:
+                    if i == 0:
+                        return [client.post(f"{base}/bookings/{holder}/cancel",
+                                            json={"reason": "plans changed"})]
+                    answers = []
+                    for _ in range(400):  # keep trying until someone holds the slot anew
+                        answer = client.post(f"{base}/bookings", json={**body, **slot})
+                        answers.append(answer)
+                        if answer.status_code != 409:
+                            break
+                        if answer.json()["conflicts"][0]["booking_id"] != holder:
+                            break
+                        time.sleep(0.01)
+                    return answers
+
+                results = _together(CLIENTS, act, clients)
+                errors = [r for r in results if not isinstance(r, list)]
+                assert not errors, STUCK if _timed_out(errors) else errors[:3]
+                assert results[0][0].status_code == 200, results[0][0].text
+                assert results[0][0].json()["status"] == "cancelled"
+                tries = [a for answers in results[1:] for a in answers]
+                statuses = {a.status_code for a in tries}
+                assert statuses <= {201, 409}, statuses
+                won = [a.json() for a in tries if a.status_code == 201]
+                assert len(won) == 1, f"round {round_}: {len(won)} winners"
+                for answer in tries:
+                    if answer.status_code == 409:
+                        clash = answer.json()["conflicts"][0]["booking_id"]
+                        assert clash in (holder, won[0]["id"])
+                assert _live_count(world, w.expert, start, start + timedelta(hours=1)) == 1
+    finally:
+        for client in clients:
+            client.close()
