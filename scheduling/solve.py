@@ -33,6 +33,7 @@ from scheduling.model import (
     add_workforce_cumulatives,
     build_model,
 )
+from scheduling.pooled import build_pooled_model
 from scheduling.report import build_plan, objective_of
 from scheduling.schemas import Instance, Objective, Plan, Progress
 from scheduling.validate import validate_instance
@@ -43,6 +44,8 @@ Strategy = Literal["auto", "monolithic", "lns"]
 
 MONOLITHIC_PAIRS = 6000
 """Above this many (request, eligible resource) pairs, use the neighbourhood search."""
+MAKESPAN_NO_LP_UP_TO = 4
+"""Makespan mode with this many workers or fewer: the one full-problem worker has no LP."""
 
 
 class SolveOptions:
@@ -328,8 +331,13 @@ def mandatory(instance: Instance) -> Instance:
     )
 
 
-def list_schedules(prep: Prepared, tries: int, seed: int) -> Occupancy | None:
-    """The shortest of several serial list schedules (latest-finish-time order, then noise)."""
+def list_schedules(
+    prep: Prepared, tries: int, seed: int, seconds: float | None = None
+) -> Occupancy | None:
+    """The shortest of several serial list schedules (latest-finish-time order, then noise).
+
+    With `seconds`, keeps drawing noisy orders past `tries` until that much time is spent.
+    """
     inst = prep.instance
     n = len(inst.requests)
     successors: dict[int, list[int]] = {r: [] for r in range(n)}
@@ -347,8 +355,11 @@ def list_schedules(prep: Prepared, tries: int, seed: int) -> Occupancy | None:
     from scheduling.baselines import best_fit_key
 
     key = best_fit_key(prep)
-    for attempt in range(tries):
-        noise = 0.0 if attempt == 0 else 0.3
+    deadline = time.monotonic() + (seconds or 0.0)
+    attempt = 0
+    while attempt < tries or time.monotonic() < deadline:
+        attempt += 1
+        noise = 0.0 if attempt == 1 else 0.3
         order = sorted(range(n), key=lambda r: -tail[r] * (1 + noise * rng.random()))
         occ = run_list(prep, order, key, Occupancy(prep))
         if len(occ.placed) < n:
@@ -387,7 +398,8 @@ def _topological(prep: Prepared) -> list[int]:
 def _solve_makespan(instance: Instance, options: SolveOptions) -> Plan:
     instance = mandatory(instance)
     prep = prepare(instance)
-    warm = list_schedules(prep, tries=30, seed=options.seed)
+    # A small share of the limit on more list schedules gives the solver a better start.
+    warm = list_schedules(prep, tries=30, seed=options.seed, seconds=0.02 * options.time_limit_s)
     if warm is None:
         raise NoFeasiblePlan("the list schedule cannot fit every request within the horizon")
     upper = _makespan(warm)
@@ -395,12 +407,17 @@ def _solve_makespan(instance: Instance, options: SolveOptions) -> Plan:
     scope = full_scope(prep)
     # The list schedule ends by `upper`: no need to look further.
     scope.windows = {r: (lo, min(hi, upper)) for r, (lo, hi) in scope.windows.items()}
-    m = build_model(prep, scope)
+    # Identical resources pooled into classes: no search over their permutations.
+    m = build_pooled_model(prep, scope)
     add_workforce_cumulatives(m)
     makespan = add_makespan(m, upper)
     m.model.minimize(makespan)
     m.hint(list(warm.placed.values()))
     solver = _solver(options, options.remaining() - 0.1)
+    if 2 <= options.num_workers <= MAKESPAN_NO_LP_UP_TO:
+        # Few workers: the full-problem worker searches without LP (fast propagation finds
+        # shorter schedules; measured on MSPSP-InstLib), the others run neighbourhoods.
+        solver.parameters.subsolvers.append("no_lp")
     if options.relative_gap_limit:
         solver.parameters.relative_gap_limit = options.relative_gap_limit
     status = solver.solve(m.model, _Reporter(options, "makespan"))
@@ -410,9 +427,13 @@ def _solve_makespan(instance: Instance, options: SolveOptions) -> Plan:
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         bound = int(solver.best_objective_bound)
         found = Occupancy(prep)
-        for p in m.placements(solver):
+        try:
+            placements = m.placements(solver)
+        except AssertionError:  # a class over capacity: a bug, but the list schedule stands
+            placements = []
+        for p in placements:
             found.place(p)
-        if _makespan(found) <= upper:
+        if placements and _makespan(found) <= upper:
             occ = found
             plan_status = "optimal" if status == cp_model.OPTIMAL else "feasible"
     plan = build_plan(
