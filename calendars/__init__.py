@@ -26,11 +26,19 @@ from calendars.feed import (
     feed_version,
     render_feed,
 )
-from calendars.records import BookingRecord, BookingStatus, BusyInterval, FeedSpec, Recurrence
+from calendars.records import (
+    MIN_FEED_BYTES,
+    BookingRecord,
+    BookingStatus,
+    BusyInterval,
+    FeedSpec,
+    Recurrence,
+)
 from calendars.sequence import next_sequence, sequence_must_rise
 
 __all__ = [
     "MAX_INTERVALS",
+    "MIN_FEED_BYTES",
     "BookingRecord",
     "BookingStatus",
     "BusyImportError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -27,8 +28,10 @@ from app.agreements.schemas import AgreementCreate
 from app.agreements.services import create_agreement
 from app.auth.actor import SYSTEM
 from app.auth.models import Role
+from app.bookings.models import Booking
 from app.projects.schemas import ProjectCreate, ShareTerm
 from app.projects.services import create_project
+from calendars import MIN_FEED_BYTES
 from tests.app.booking_world import Lending, build
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -388,6 +391,72 @@ def test_headers_and_conditional_requests(client, world, monkeypatch):
     both = {"If-None-Match": '"other"', "If-Modified-Since": full.headers["last-modified"]}
     assert client.get(feed, headers=both).status_code == 200
     assert client.get(feed, headers={"If-Modified-Since": "not a date"}).status_code == 200
+
+
+def test_a_repeated_fetch_reuses_the_body_until_something_shown_changes(app, client, world):
+    w = build(world)
+    booking = book(client, w, monday(), 10, 12, "Calibration")
+    feed = path(make_feed(client, w.requester, "expert", w.expert))
+    first = client.get(feed)
+    renders: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> bytes:
+        renders.append(1)
+        return render_feed(*args, **kwargs)
+
+    from calendars import render_feed
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("app.feeds.services.render_feed", counted)
+        # no validators (Google never sends any), yet nothing changed: no render
+        assert client.get(feed).content == first.content
+        assert renders == []
+
+        # a change that does not raise SEQUENCE still gives a new body at once
+        with world.session() as s:
+            s.get(Booking, uuid.UUID(booking["id"])).title = "Calibration, second run"
+        renamed = client.get(feed)
+        assert renders == [1]
+        assert str(events(renamed.content)[uid(booking)]["SUMMARY"]) == "Calibration, second run"
+        assert renamed.headers["etag"] != first.headers["etag"]
+        assert client.get(feed).content == renamed.content
+        assert renders == [1]
+
+        cancelled = client.post(
+            f"/bookings/{booking['id']}/cancel", json={"reason": "rain"}, headers=w.requester
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        event = events(client.get(feed).content)[uid(booking)]
+        assert str(event["STATUS"]) == "CANCELLED"
+        # time alone changes the feed too: after the grace period the booking is gone
+        now = datetime.now(UTC)
+        app.state.feeds_clock = lambda: now + timedelta(days=8)
+        assert uid(booking) not in events(client.get(feed).content)
+        assert renders == [1, 1, 1]
+
+
+def test_a_feed_too_big_for_calendar_apps_leaves_out_its_last_bookings(client, world):
+    w = build(world)
+    first_day = monday()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("app.feeds.services.MAX_FEED_BYTES", MIN_FEED_BYTES)
+        # four two-hour bookings a working day for five weeks: more than 16 KiB of events
+        booked = []
+        for week in range(5):
+            for weekday in range(5):
+                day = first_day + timedelta(weeks=week, days=weekday)
+                for hour in (9, 11, 13, 15):
+                    booked.append(book(client, w, day, hour, hour + 2, f"Run {len(booked)}"))
+        feed = path(make_feed(client, w.requester, "expert", w.expert))
+        body = client.get(feed).content
+    assert len(body) <= MIN_FEED_BYTES
+    cal = icalendar.Calendar.from_ical(body)
+    shown = {str(e["UID"]) for e in cal.walk("VEVENT")}
+    in_order = [uid(b) for b in booked]  # booked by start time
+    assert 0 < len(shown) < len(booked)
+    assert shown == set(in_order[: len(shown)])
+    note = str(cal["DESCRIPTION"])
+    assert f"the {len(booked) - len(shown)} bookings that start last" in note
 
 
 # --- recurring series through real clients -----------------------------------------------

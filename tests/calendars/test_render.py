@@ -9,6 +9,8 @@ import icalendar
 import pytest
 
 from calendars import (
+    MIN_FEED_BYTES,
+    BookingRecord,
     BookingStatus,
     FeedSpec,
     InvalidFeedInput,
@@ -306,3 +308,62 @@ def test_a_busy_resource_feed_stays_well_under_a_megabyte() -> None:
     body = render_feed(feed(), records, now=NOW)
     assert len(records) > 1800
     assert len(body) < 800_000
+
+
+# --- size cap ---------------------------------------------------------------------------
+
+
+def every_three_hours(n: int) -> list[BookingRecord]:
+    """``n`` two-hour bookings, one every three hours from a day after NOW."""
+    out = []
+    for i in range(n):
+        start = NOW + timedelta(days=1, hours=3 * i)
+        out.append(
+            booking(1, uid=f"b-{i:03d}@copool.test", start=start, end=start + timedelta(hours=2))
+        )
+    return out
+
+
+def test_a_capped_feed_leaves_out_the_bookings_that_start_last_and_says_so() -> None:
+    records = every_three_hours(200)
+    spec = feed(max_bytes=MIN_FEED_BYTES)
+    body = render_feed(spec, records, now=NOW)
+    assert len(body) <= MIN_FEED_BYTES
+    # filled up to the cap, less than one event (and the note's slack) short of it
+    assert len(body) > MIN_FEED_BYTES - 600
+
+    cal = icalendar.Calendar.from_ical(body)
+    cal.validate()
+    shown = {str(e["UID"]) for e in cal.walk("VEVENT")}
+    by_start = sorted(records, key=lambda r: (r.start, r.uid))
+    kept = len(shown)
+    assert 0 < kept < len(records)
+    assert shown == {r.uid for r in by_start[:kept]}
+    note = str(cal["X-WR-CALDESC"])
+    assert str(cal["DESCRIPTION"]) == note
+    assert f"under {MIN_FEED_BYTES} bytes" in note
+    assert f"the {len(records) - kept} bookings that start last" in note
+    assert f"from {by_start[kept].start:%Y-%m-%d %H:%M} UTC on" in note
+    # the cut is deterministic: the same records in another order give the same bytes
+    assert render_feed(spec, list(reversed(records)), now=NOW) == body
+
+
+def test_a_feed_within_its_cap_is_rendered_whole() -> None:
+    records = every_three_hours(10)
+    capped = render_feed(feed(max_bytes=MIN_FEED_BYTES), records, now=NOW)
+    assert capped == render_feed(feed(), records, now=NOW)
+    assert b"X-WR-CALDESC" not in capped
+
+
+def test_a_capped_feed_keeps_its_own_description_before_the_note() -> None:
+    spec = feed(max_bytes=MIN_FEED_BYTES, description="Lab 4; shared")
+    cal = icalendar.Calendar.from_ical(render_feed(spec, every_three_hours(200), now=NOW))
+    first, note = str(cal["DESCRIPTION"]).split("\n")
+    assert first == "Lab 4; shared"
+    assert str(cal["X-WR-CALDESC"]).startswith("Lab 4\\; shared\\nCut to stay under")
+    assert note.startswith("Cut to stay under")
+
+
+def test_a_cap_too_small_for_any_feed_is_refused() -> None:
+    with pytest.raises(InvalidFeedInput):
+        feed(max_bytes=MIN_FEED_BYTES - 1)
