@@ -39,12 +39,13 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    literal_column,
     or_,
     select,
     type_coerce,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -87,24 +88,35 @@ class FeedScope:
     owner_email: str = ""
 
 
-def _scope(kind: FeedKind) -> ColumnElement[bool]:
+def _scope(
+    kind: FeedKind, booking: type[Booking] = Booking, resource: type[Resource] = Resource
+) -> ColumnElement[bool]:
     """SQL: the bookings a feed of ``kind`` follows (parameters: see :func:`_params`)."""
     if kind in (FeedKind.EXPERT, FeedKind.DEVICE):
-        return Booking.resource_id == bindparam("target")
+        return booking.resource_id == bindparam("target")
     if kind is FeedKind.UNIT:
         return or_(
-            Booking.borrower_unit_id == bindparam("target"),
-            Booking.lender_unit_id == bindparam("target"),
+            booking.borrower_unit_id == bindparam("target"),
+            booking.lender_unit_id == bindparam("target"),
         )
     if kind is FeedKind.PROJECT:
-        return Booking.project_id == bindparam("target")
+        return booking.project_id == bindparam("target")
     # "mine": what the owner booked, and, if they are an expert, what they are booked for.
     return or_(
-        Booking.created_by == bindparam("user"),
+        booking.created_by == bindparam("user"),
         and_(
-            Resource.kind == ResourceKind.EXPERT.value,
-            func.lower(Resource.email) == bindparam("email"),
+            resource.kind == ResourceKind.EXPERT.value,
+            func.lower(resource.email) == bindparam("email"),
         ),
+    )
+
+
+def _near(booking: type[Booking] = Booking) -> ColumnElement[bool]:
+    """SQL: the window and grace period may show the booking (or it left them recently)."""
+    return and_(
+        booking.start < bindparam("window_end"),
+        booking.end > bindparam("departed"),
+        or_(booking.status.in_(LIVE_STATUSES), booking.updated_at > bindparam("recent")),
     )
 
 
@@ -237,19 +249,20 @@ def _selected(kind: FeedKind) -> ColumnElement[bool]:
     """SQL: the bookings a feed reads at ``now``: those the window and grace period may show
     (plus recently departed ones), and every occurrence of a series that has one of them.
     The "mine" scope needs Resource joined."""
-    near = and_(
-        Booking.start < bindparam("window_end"),
-        Booking.end > bindparam("departed"),
-        or_(Booking.status.in_(LIVE_STATUSES), Booking.updated_at > bindparam("recent")),
-    )
-    series_near = select(Booking.series_id).where(
-        _scope(kind), near, Booking.series_id.is_not(None)
-    )
+    # Whether another occurrence of the series is near is asked only of occurrences that
+    # are not near themselves, through the series index: on SQLite this halves the cost of
+    # the change stamp (and so of a 304) against an IN over all of the feed's series.
+    other = aliased(Booking)
+    other_near: Select[Any] = select(literal_column("1")).select_from(other)
     if kind is FeedKind.MINE:
-        series_near = series_near.join(Resource, Resource.id == Booking.resource_id)
+        other_resource = aliased(Resource)
+        other_near = other_near.join(other_resource, other_resource.id == other.resource_id)
+        other_scope = _scope(kind, other, other_resource)
+    else:
+        other_scope = _scope(kind, other)
+    other_near = other_near.where(other.series_id == Booking.series_id, other_scope, _near(other))
     return and_(
-        _scope(kind),
-        or_(and_(Booking.series_id.is_(None), near), Booking.series_id.in_(series_near)),
+        _scope(kind), or_(_near(), and_(Booking.series_id.is_not(None), other_near.exists()))
     )
 
 
