@@ -8,6 +8,13 @@ Whoever may see a target may make a feed of it: an expert or device their unit o
 agreement shows it; their own unit (any unit, for admins and auditors); a project their unit
 takes part in; and "mine", the bookings they made and, if they are an expert, theirs.
 Each fetch is answered as the owner sees things at that moment (see :mod:`app.feeds.content`).
+
+A fetch first reads one aggregate "change stamp" over the feed's rows. If it matches the
+stamp of a version this process computed, the version is reused: a client with that ETag
+gets 304, and one without validators gets the body rendered for that version if it is
+still kept (:data:`RENDERED_BODIES`). Otherwise the rows are read and the feed rendered.
+A body never passes :data:`MAX_FEED_BYTES`: a busier feed leaves out the bookings that
+start last and says so in its description.
 """
 
 from __future__ import annotations
