@@ -24,7 +24,7 @@ from typing import Any
 from litestar import Litestar, post
 from litestar.utils.sync import AsyncCallable
 from pydantic import BaseModel
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.base import utcnow
@@ -49,16 +49,18 @@ class AnchorBooking(BaseModel):
 @post("/bench/anchor", sync_to_thread=True, include_in_schema=False)
 def anchor(db_session: Session, data: AnchorBooking) -> dict[str, str]:
     """Check-then-insert: one SELECT, one INSERT."""
-    clash = db_session.scalar(
-        select(Booking.id)
-        .where(
-            Booking.resource_id == data.resource_id,
-            Booking.status.in_(LIVE_STATUSES),
-            Booking.block_start < data.end,
-            Booking.block_end > data.start,
-        )
-        .limit(1)
+    query = select(Booking.id).where(
+        Booking.resource_id == data.resource_id,
+        Booking.status.in_(LIVE_STATUSES),
+        Booking.block_start < data.end,
+        Booking.block_end > data.start,
     )
+    if db_session.get_bind().dialect.name == "postgresql":
+        # the best index there is: the exclusion constraint's GiST (as copool's own check)
+        query = query.where(
+            literal_column("bookings.block").op("&&")(func.tstzrange(data.start, data.end, "[)"))
+        )
+    clash = db_session.scalar(query.limit(1))
     if clash is not None:
         raise Conflict("already booked", code="overlap")
     ident = uuid.uuid4()

@@ -51,6 +51,9 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/ledger.py
+# would shadow the ledger package: drop it, and put the project root first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 
 from app.agreements.models import AgreementScope  # noqa: E402
@@ -482,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sizes = [10_000, 50_000] if args.quick else [10_000, 1_000_000]
-    n_book, n_search = (300, 20) if args.quick else (2000, 100)
+    n_book, n_search = (200, 15) if args.quick else (2000, 100)
     databases = ["sqlite"]
     if args.postgres_url:
         databases.append("postgresql")
