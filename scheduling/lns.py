@@ -14,19 +14,26 @@ requests inside that window ask of the kind's pool cannot exceed the pool's free
 from __future__ import annotations
 
 import random
+import time
 from typing import TYPE_CHECKING
 
 from ortools.sat.python import cp_model
 
 from scheduling.eligibility import Prepared, span_mask
 from scheduling.greedy import Occupancy
-from scheduling.model import add_moves, build_model
+from scheduling.model import add_moves, build_model, busy_runs
 
 if TYPE_CHECKING:
     from scheduling.solve import SolveOptions
 
-NEIGHBOURHOOD = 80
+NEIGHBOURHOOD = 40
 """Most requests re-solved at once."""
+STEP_SECONDS = 0.3
+"""Most time spent on one neighbourhood."""
+BLOCK_SHARE = 0.5
+"""Share of neighbourhoods confined to one working block (see `working_blocks`)."""
+GUIDE = 3
+"""Seeds served by the bound's relaxation are drawn this many times as often."""
 BOUND_SHARE = 0.15
 """Share of the time limit spent proving the bound."""
 
@@ -47,6 +54,17 @@ def placeable(prep: Prepared) -> list[int]:
     return out
 
 
+def working_blocks(prep: Prepared) -> list[tuple[int, int]]:
+    """Maximal spans in which some resource is available (working days, in practice).
+
+    No request with a requirement can straddle two blocks: between them nobody is free.
+    """
+    anyone = 0
+    for busy in prep.fixed_busy:
+        anyone |= ~busy & prep.horizon_mask
+    return busy_runs(anyone, 0, prep.instance.horizon)
+
+
 def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occupancy, int | None]:
     """Improve `occ` in place until the time limit; returns it and a bound on term 1."""
     from scheduling.solve import scope_for
@@ -56,15 +74,29 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
     candidates = placeable(prep)
     cand_sets = {r: set(prep.candidates(r)) for r in candidates}
     weights = {r: inst.requests[r].weight for r in candidates}
-    bound_time = options.time_limit_s * BOUND_SHARE
+    # The bound first: its relaxation is often solved well before its share runs out.
+    bound, chosen = capacity_bound(
+        prep, options, min(options.remaining(), options.time_limit_s * BOUND_SHARE)
+    )
+    # Requests the relaxation serves are the likelier ones to fit: seed from them more often.
+    weights = {r: w * (GUIDE if r in chosen else 1) for r, w in weights.items()}
+    options.report("bound", sum(inst.requests[r].weight for r in occ.placed), bound)
     total = sum(inst.requests[r].weight for r in occ.placed)
     stale = 0
-    while options.remaining() > bound_time + 0.3:
+    blocks = working_blocks(prep)
+    while options.remaining() > 0.05:
         left = [r for r in candidates if r not in occ.placed]
         if not left:
             break
         seed_r = rng.choices(left, weights=[weights[r] for r in left])[0]
         lo, hi = prep.windows[seed_r]
+        duration = inst.requests[seed_r].duration
+        inside = [(s, e) for s, e in blocks if min(e, hi) - max(s, lo) >= duration]
+        block: tuple[int, int] | None = None
+        if inside and rng.random() < BLOCK_SHARE:
+            # Repack one working block (a day) around the seed: small domains, quick solves.
+            block = rng.choice(inside)
+            lo, hi = max(lo, block[0]), min(hi, block[1])
         pool = cand_sets[seed_r]
         held = [
             f
@@ -83,8 +115,22 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         rng.shuffle(rivals)
         free = {seed_r, *held[: NEIGHBOURHOOD * 2 // 3]}
         free.update(rivals[: NEIGHBOURHOOD - len(free)])
+        # A left-out request can only come in with its left-out dependencies: free them too.
+        todo = list(free)
+        while todo:
+            for dep in inst.requests[todo.pop()].after:
+                d = prep.request_index.get(dep)
+                if d is not None and d not in free and d not in occ.placed and d in cand_sets:
+                    free.add(d)
+                    todo.append(d)
+        scope = scope_for(prep, occ, free)
+        if block is not None:
+            # Everything freed stays inside the block (where the placed ones already are).
+            for r in free:
+                w_lo, w_hi = scope.windows[r]
+                scope.windows[r] = (max(w_lo, block[0]), min(w_hi, block[1]))
         before = sum(inst.requests[r].weight for r in free if r in occ.placed)
-        m = build_model(prep, scope_for(prep, occ, free))
+        m = build_model(prep, scope)
         m.hint([occ.placed[r] for r in free if r in occ.placed])
         if inst.published:
             # Fulfilment first, then fewest moves of the published plan (weights equivalent
@@ -96,7 +142,7 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         else:
             m.model.maximize(m.fulfilment())
         solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = min(2.0, options.remaining() - bound_time)
+        solver.parameters.max_time_in_seconds = min(STEP_SECONDS, options.remaining())
         solver.parameters.num_workers = options.num_workers
         solver.parameters.random_seed = rng.randrange(1 << 30)
         status = solver.solve(m.model)
@@ -113,16 +159,19 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         if after > before:
             total = sum(inst.requests[r].weight for r in occ.placed)
             stale = 0
-            options.report("lns", total, float("nan"))
+            options.report("lns", total, bound)
         else:
             stale += 1
-    bound = capacity_bound(prep, options, max(0.3, options.remaining() - 0.7))
-    options.report("bound", total, bound)
     return occ, bound
 
 
-def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> int:
-    """An upper bound on priority-weighted fulfilment from a pool-capacity relaxation."""
+def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> tuple[int, set[int]]:
+    """An upper bound on priority-weighted fulfilment from a pool-capacity relaxation.
+
+    `seconds` covers building the relaxation as well as solving it. Also returns the
+    requests the relaxation's best solution serves (empty if it found none).
+    """
+    started = time.monotonic()
     inst = prep.instance
     rs = placeable(prep)
     model = cp_model.CpModel()
@@ -174,13 +223,14 @@ def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> int
                 model.add(sum(need * take[r] for r, need in inside) <= free)
     model.maximize(sum(inst.requests[r].weight * take[r] for r in rs))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(seconds, 0.1)
+    solver.parameters.max_time_in_seconds = max(seconds - (time.monotonic() - started), 0.1)
     solver.parameters.num_workers = options.num_workers
     solver.parameters.random_seed = options.seed
     status = solver.solve(model)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return int(solver.best_objective_bound)
-    return sum(inst.requests[r].weight for r in rs)
+        chosen = {r for r in rs if solver.boolean_value(take[r])}
+        return int(solver.best_objective_bound), chosen
+    return sum(inst.requests[r].weight for r in rs), set()
 
 
 def _moves(prep: Prepared, occ: Occupancy, free: set[int]) -> int:

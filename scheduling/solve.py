@@ -44,6 +44,8 @@ Strategy = Literal["auto", "monolithic", "lns"]
 
 MONOLITHIC_PAIRS = 6000
 """Above this many (request, eligible resource) pairs, use the neighbourhood search."""
+FINISH_SECONDS = 0.1
+"""Reserve for the final plan on top of the measured build time (repair, bookkeeping)."""
 MAKESPAN_NO_LP_UP_TO = 4
 """Makespan mode with this many workers or fewer: the one full-problem worker has no LP."""
 
@@ -65,14 +67,16 @@ class SolveOptions:
         self.seed = seed
         self.on_progress = on_progress
         self.started = time.monotonic()
+        self.reserve = 0.0
+        """Seconds kept back at the end for turning the result into a checked Plan."""
 
     def elapsed(self) -> float:
         """Seconds since solve() began."""
         return time.monotonic() - self.started
 
     def remaining(self) -> float:
-        """Seconds left before the time limit."""
-        return max(0.0, self.time_limit_s - self.elapsed())
+        """Seconds left before the time limit, less the reserve for building the plan."""
+        return max(0.0, self.time_limit_s - self.reserve - self.elapsed())
 
     def report(self, stage: str, objective: float, bound: float) -> None:
         """Forward an improving solution to the progress callback, if any."""
@@ -148,8 +152,14 @@ def _solve_allocation(
 ) -> Plan:
     prep = prepare(instance)
     warm = warm_start(prep, completion_weight)
+    building = time.monotonic()
     fallback = build_plan(
         prep, warm.assignments(), status="fallback", method="best_fit", seconds=options.elapsed()
+    )
+    # The final plan is built (repaired, explained, checked) after the search stops: keep
+    # back twice what building this one took, so the whole solve ends within the limit.
+    options.reserve = min(
+        0.25 * options.time_limit_s, 2.0 * (time.monotonic() - building) + FINISH_SECONDS
     )
     if not fallback.checked:
         from scheduling.check import check_plan
