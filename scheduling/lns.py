@@ -84,6 +84,14 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
     total = sum(inst.requests[r].weight for r in occ.placed)
     stale = 0
     blocks = working_blocks(prep)
+    depends_on: dict[int, list[int]] = {r: [] for r in range(len(inst.requests))}
+    dependants: dict[int, list[int]] = {r: [] for r in range(len(inst.requests))}
+    for r, request in enumerate(inst.requests):
+        for dep in request.after:
+            d = prep.request_index.get(dep)
+            if d is not None:
+                depends_on[r].append(d)
+                dependants[d].append(r)
     while options.remaining() > 0.05:
         left = [r for r in candidates if r not in occ.placed]
         if not left:
@@ -115,18 +123,25 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         rng.shuffle(rivals)
         free = {seed_r, *held[: NEIGHBOURHOOD * 2 // 3]}
         free.update(rivals[: NEIGHBOURHOOD - len(free)])
-        # A left-out request can only come in with its left-out dependencies: free them too.
+        core = set(free)
+        # A left-out request comes in only with its left-out dependencies, and may bring its
+        # left-out dependants with it: free those chains too.
         todo = list(free)
         while todo:
-            for dep in inst.requests[todo.pop()].after:
-                d = prep.request_index.get(dep)
-                if d is not None and d not in free and d not in occ.placed and d in cand_sets:
+            r = todo.pop()
+            for d in (*depends_on[r], *dependants[r]):
+                if d not in free and d not in occ.placed and d in cand_sets:
                     free.add(d)
                     todo.append(d)
+        # A placed dependency of a left-out request may have to move earlier to let it in.
+        for r in list(free):
+            if r not in occ.placed:
+                free.update(d for d in depends_on[r] if d in occ.placed)
         scope = scope_for(prep, occ, free)
         if block is not None:
-            # Everything freed stays inside the block (where the placed ones already are).
-            for r in free:
+            # The neighbourhood stays inside the block (where its placed requests already are);
+            # dependency chains keep their own windows.
+            for r in core:
                 w_lo, w_hi = scope.windows[r]
                 scope.windows[r] = (max(w_lo, block[0]), min(w_hi, block[1]))
         before = sum(inst.requests[r].weight for r in free if r in occ.placed)
@@ -173,7 +188,8 @@ def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> tup
     """
     started = time.monotonic()
     inst = prep.instance
-    rs = placeable(prep)
+    windows = chained_windows(prep)
+    rs = [r for r in placeable(prep) if windows[r][1] - windows[r][0] >= inst.requests[r].duration]
     model = cp_model.CpModel()
     take = {r: model.new_bool_var(f"take[{inst.requests[r].id}]") for r in rs}
     # Dependencies: a request needs its dependency served.
@@ -212,9 +228,9 @@ def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> tup
                 asks.setdefault(key, []).append((r, q.quantity * request.duration))
     horizon_bits = prep.horizon_mask
     for key, pool in pools.items():
-        windows = {prep.windows[r] for r, _ in asks[key]} | {(0, inst.horizon)}
-        for lo, hi in windows:
-            inside = [(r, need) for r, need in asks[key] if _within(prep.windows[r], lo, hi)]
+        spans = {windows[r] for r, _ in asks[key]} | {(0, inst.horizon)}
+        for lo, hi in spans:
+            inside = [(r, need) for r, need in asks[key] if _within(windows[r], lo, hi)]
             if not inside:
                 continue
             span = span_mask(lo, hi)
@@ -231,6 +247,31 @@ def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> tup
         chosen = {r for r in rs if solver.boolean_value(take[r])}
         return int(solver.best_objective_bound), chosen
     return sum(inst.requests[r].weight for r in rs), set()
+
+
+def chained_windows(prep: Prepared) -> list[tuple[int, int]]:
+    """Request windows tightened along dependency chains (earliest start after the earliest
+    end of each dependency), so a request whose chain cannot fit shows an empty window."""
+    inst = prep.instance
+    lo = [w[0] for w in prep.windows]
+    hi = [w[1] for w in prep.windows]
+    done: set[int] = set()
+    for root in range(len(inst.requests)):
+        stack = [(root, False)]
+        while stack:
+            r, expanded = stack.pop()
+            if r in done:
+                continue
+            deps = [prep.request_index.get(dep) for dep in inst.requests[r].after]
+            known = [d for d in deps if d is not None]
+            if not expanded:
+                stack.append((r, True))
+                stack.extend((d, False) for d in known if d not in done)
+                continue
+            done.add(r)
+            for d in known:
+                lo[r] = max(lo[r], lo[d] + inst.requests[d].duration)
+    return list(zip(lo, hi, strict=True))
 
 
 def _moves(prep: Prepared, occ: Occupancy, free: set[int]) -> int:
