@@ -44,7 +44,7 @@ Strategy = Literal["auto", "monolithic", "lns"]
 
 MONOLITHIC_PAIRS = 6000
 """Above this many (request, eligible resource) pairs, use the neighbourhood search."""
-FINISH_SECONDS = 0.25
+FINISH_SECONDS = 0.4
 """Reserve for the final plan on top of the measured build time (repair, bookkeeping)."""
 MAKESPAN_NO_LP_UP_TO = 4
 """Makespan mode with this many workers or fewer: the one full-problem worker has no LP."""
