@@ -110,6 +110,8 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
+        # a lock wait ends in an error (503), never an endless hang
+        connect_args={"options": f"-c lock_timeout={sqlite_busy_timeout_ms}"},
     )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio.to_thread
 from advanced_alchemy.extensions.litestar import (
     SQLAlchemyPlugin,
     SQLAlchemySyncConfig,
@@ -47,6 +50,25 @@ from app.units.controllers import UnitController
 def health() -> dict[str, str]:
     """Answers while the process is up; no database access, no auth."""
     return {"status": "ok"}
+
+
+WORKER_THREADS = 256
+
+
+async def _widen_thread_pools() -> None:
+    """Give sync handlers and the session's commit hook plenty of threads.
+
+    Both run in worker threads. With few threads (asyncio's default is CPU count + 4),
+    every thread could end up waiting for a lock (SQLite's writer lock, a PostgreSQL row
+    lock) held by a transaction whose commit is queued behind them for a thread — the
+    HTTP race test found that deadlock. Locks also time out (``lock_timeout`` on
+    PostgreSQL, the busy timeout on SQLite), so a pile-up ends in 503s, never a hang.
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="copool")
+    )
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -115,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         debug=settings.debug,
+        on_startup=[_widen_thread_pools],
         on_shutdown=[lambda: pool.shutdown()],
     )
     app.state.settings = settings

@@ -128,7 +128,7 @@ def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
 
 
 def _operational(_: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
-    if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+    if any(w in str(exc.orig) for w in ("locked", "busy", "lock timeout")):
         return problem_response(503, "Service busy", "the database is busy; retry shortly")
     log.exception("database error", exc_info=exc)
     return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "database error")
