@@ -259,15 +259,3 @@ def check_caps(
                     code="lending_cap",
                     resource_id=str(resource.id),
                 )
-
-
-def count_live(session: Session, resource_id: uuid.UUID) -> int:
-    """Live bookings of a resource (for tests and sanity checks)."""
-    return (
-        session.scalar(
-            select(func.count()).where(
-                Booking.resource_id == resource_id, Booking.status.in_(LIVE_STATUSES)
-            )
-        )
-        or 0
-    )

@@ -36,7 +36,7 @@ from app.bookings.schemas import BookingCreate, BookingFilter
 from app.catalog.models import DeviceType, Resource, ResourceKind
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.funds import hooks
-from app.projects.models import Project, ProjectMember, ProjectShare
+from app.projects.models import Project
 from app.projects.services import get_project
 
 BORROWER_ROLES = (Role.REQUESTER, Role.PROJECT_LEAD, Role.UNIT_MANAGER)
@@ -558,17 +558,3 @@ def sync_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: 
             after=snapshot(request),
             reason=reason,
         )
-
-
-def project_members(session: Session, project_id: uuid.UUID) -> set[uuid.UUID]:
-    """User ids of a project's members."""
-    return set(
-        session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id))
-    )
-
-
-def participating_units(session: Session, project_id: uuid.UUID) -> set[uuid.UUID]:
-    """Unit ids holding a cost-share term in the project."""
-    return set(
-        session.scalars(select(ProjectShare.unit_id).where(ProjectShare.project_id == project_id))
-    )
