@@ -29,6 +29,25 @@ class TimeSpan(_Frozen):
     end: int = Field(ge=0)
 
 
+class CapWindow(_Frozen):
+    """A capacity window: at most `limit` time units of the resource's work inside
+    `[start, end)` may serve requests of `borrowers` (None: every unit but the home unit).
+
+    The booking engine's calendar-month caps (an expert's lending cap in the expert's zone,
+    an agreement's hours per month for one borrower) each become one window per month
+    that meets the horizon. `limit` is what is *still* free for the instance's requests:
+    the caller has already deducted every booking that stays (pinned ones and those
+    outside the horizon), so the library never counts pinned bookings against it. Only
+    the part of an assignment inside the window counts (a request crossing a month
+    boundary counts in both months, each for its own part).
+    """
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    limit: int = Field(ge=0)
+    borrowers: list[str] | None = None
+
+
 class Resource(_Frozen):
     """An expert or a device of the shared pool."""
 
@@ -39,11 +58,22 @@ class Resource(_Frozen):
     """Skill name -> level (experts). Levels are integers; higher is better."""
     device_type: str | None = None
     unavailable: list[TimeSpan] = Field(default_factory=list)
-    """Leave, off-hours, maintenance: the resource serves nothing inside these spans."""
+    """Leave, off-hours, maintenance: an assignment's own span `[start, end)` may not meet
+    these (its set-up and tear-down may: a device is prepared outside staffed hours)."""
+    setup: int = Field(default=0, ge=0)
+    """Time units the resource is blocked before each assignment (a device's set-up)."""
+    teardown: int = Field(default=0, ge=0)
+    """Time units the resource is blocked after each assignment (a device's tear-down).
+    An assignment blocks `[start - setup, end + teardown)`; blocks of two assignments of
+    one resource, and a block and a pinned booking, never overlap."""
+    caps: list[CapWindow] = Field(default_factory=list)
+    """Capacity windows (calendar-month lending caps and agreement caps); see CapWindow."""
     lending_cap: int | None = Field(default=None, ge=0)
-    """Most time units in the horizon the resource may serve units other than its home unit."""
+    """Shorthand for one window over the whole horizon for every unit but the home unit,
+    counting pinned bookings lent out (benchmark scenarios); the app sends `caps`."""
     cost_rate: int = Field(default=0, ge=0)
-    """Price in minor units per time unit, charged to the project's budget."""
+    """Price in minor units per time unit, charged to the project's budget, unless the
+    request names its own price for this resource (`Request.costs`)."""
 
 
 class Requirement(_Frozen):
@@ -93,6 +123,10 @@ class Request(_Frozen):
     """Arrival order, used by the first-come-first-served baseline (ties: list order)."""
     mandatory: bool = False
     """Must be allocated (benchmark makespan mode); the plan is infeasible otherwise."""
+    costs: dict[str, int] = Field(default_factory=dict)
+    """Resource id -> price in minor units of serving this whole request with it (the
+    ledger's price for this borrower: 0 for the unit's own resources, the agreement's rate
+    card for loans). A resource not listed costs `cost_rate x duration`."""
 
     @property
     def weight(self) -> int:
@@ -101,12 +135,16 @@ class Request(_Frozen):
 
 
 class PinnedBooking(_Frozen):
-    """A confirmed booking the run may not move: the resource is busy over `[start, end)`."""
+    """A live booking the run may not move: the resource is blocked over `[start, end)`
+    (the booking's block, set-up and tear-down included)."""
 
     id: str
     resource_id: str
     start: int = Field(ge=0)
     end: int = Field(ge=0)
+    displaceable: bool = False
+    """An emergency run may take its place (the plan lists it in `Plan.displaced`); the
+    optimizer displaces as few bookings as it can (counted with the moves, term 3)."""
     unit: str | None = None
     """The borrowing unit; it counts against the resource's lending cap if not its home."""
     request_id: str | None = None
@@ -176,10 +214,15 @@ class ReasonCode(StrEnum):
     """Matching resources exist, but no agreement lets the requesting unit borrow them."""
     WINDOW_TOO_SHORT = "window_too_short"
     """The window (after dependencies and the horizon) is shorter than the duration."""
+    OUTSIDE_WORKING_HOURS = "outside_working_hours"
+    """Whatever else is planned, no eligible resource (or too few) has a free span of the
+    duration in the window: working hours, leave, maintenance leave no room."""
     NO_CAPACITY = "no_capacity"
-    """Eligible resources are busy throughout the window; `request_ids` took them."""
+    """Eligible resources are busy throughout the window; `request_ids` (other requests of
+    the plan) and `booking_ids` (pinned bookings) took them."""
     LENDING_CAP = "lending_cap"
-    """The only free eligible resources have used up their lending cap."""
+    """The only free eligible resources have used up a capacity window; `span` is the
+    window, `amount` its limit in time units."""
     BUDGET_SHORT = "budget_short"
     """The project's remaining budget is short of the cheapest feasible booking by `amount`."""
     DEPENDENCY_UNMET = "dependency_unmet"
@@ -201,6 +244,8 @@ class Reason(_Frozen):
     """Pinned bookings that took the capacity (NO_CAPACITY)."""
     units: list[str] = Field(default_factory=list)
     amount: int | None = None
+    span: TimeSpan | None = None
+    """The window concerned: the capacity window (LENDING_CAP), or the request's window."""
 
 
 class Unallocated(_Frozen):
@@ -236,6 +281,8 @@ class Plan(_Frozen):
 
     assignments: list[Assignment]
     unallocated: list[Unallocated]
+    displaced: list[str] = Field(default_factory=list)
+    """Ids of displaceable pinned bookings the assignments overlap (emergency runs)."""
     objective: Objective
     bound: int | None = None
     """Best proven bound on the primary term (fulfilled weight, or makespan in that mode)."""
