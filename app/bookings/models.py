@@ -43,6 +43,17 @@ class RequestStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class ReopenCode(enum.StrEnum):
+    """Why an allocated request went back to open, with all its bookings released."""
+
+    DISPLACED_BY = "displaced_by"
+    """An emergency run took the place of one of its bookings."""
+    DEPENDENCY_CANCELLED = "dependency_cancelled"
+    """The request it follows was cancelled, declined or reopened."""
+    RESOURCE_UNAVAILABLE = "resource_unavailable"
+    """Leave, a blackout, imported busy time or an agreement's end now covers a booking."""
+
+
 class BookingStatus(enum.StrEnum):
     """Lifecycle of a booking. The first four are *live*: they occupy the resource."""
 
@@ -98,6 +109,12 @@ class Request(Base):
     depends_on_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("requests.id"), default=None)
     status: Mapped[str] = mapped_column(String(24), default=RequestStatus.OPEN.value, index=True)
     status_reason: Mapped[str] = mapped_column(Text, default="")
+    operator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("resources.id"), default=None)
+    """One of the requesting unit's own experts who operates the request's devices that
+    need an operator; None: the plan (or serve) finds a qualified operator."""
+    reopen_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Why the request last went back to open: ``displaced_by``, ``dependency_cancelled``
+    or ``resource_unavailable`` (None: never reopened)."""
 
     requirements: Mapped[list[Requirement]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="Requirement.position"
@@ -183,6 +200,10 @@ class Booking(Base):
     """Rises on each change of time, resource or status (iCalendar SEQUENCE)."""
     checked_in_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    operator_for_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bookings.id"), default=None, index=True
+    )
+    """On an operator's booking: the device booking it operates (they live and die together)."""
 
 
 class IdempotencyRecord(Base):

@@ -29,6 +29,7 @@ from app.bookings.models import (
     LIVE_STATUSES,
     Booking,
     BookingStatus,
+    ReopenCode,
     Request,
     RequestStatus,
 )
@@ -503,6 +504,52 @@ def sweep(session: Session, actor: Actor, now: datetime | None = None) -> dict[s
 
 
 # --- requests follow their bookings --------------------------------------------------------
+
+
+def reopen_request(
+    session: Session, actor: Actor, request: Request, code: ReopenCode, reason: str
+) -> list[Booking]:
+    """Release every live booking of ``request`` together and put it back to ``open``.
+
+    A request is served whole or not at all: when one of its bookings must go (displaced
+    by an emergency, its dependency cancelled, its resource no longer available), all go,
+    their holds are released without a fee, and the request waits for the next run with
+    ``reopen_code`` saying why. Completed bookings stay. Returns the released bookings.
+    """
+    released = []
+    for booking in session.scalars(
+        select(Booking)
+        .where(Booking.request_id == request.id, Booking.status.in_(LIVE_STATUSES))
+        .with_for_update()
+    ):
+        if booking.status == BookingStatus.COMPLETED.value:
+            continue
+        change_status(
+            session,
+            actor,
+            booking,
+            BookingStatus.CANCELLED,
+            f"booking.{code.value}",
+            reason,
+            cancelled_at=utcnow(),
+        )
+        released.append(booking)
+    before = snapshot(request)
+    request.status = RequestStatus.OPEN.value
+    request.status_reason = reason
+    request.reopen_code = code.value
+    session.flush()
+    record(
+        session,
+        actor,
+        "request.reopen",
+        request,
+        unit_id=request.unit_id,
+        before=before,
+        after=snapshot(request),
+        reason=f"{code.value}: {reason}",
+    )
+    return released
 
 
 def sync_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: str) -> None:
