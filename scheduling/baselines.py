@@ -83,7 +83,7 @@ def best_fit_key(prep: Prepared) -> ResourceKey:
         excess = 0
         if requirement.skill is not None:
             excess = resource.skills.get(requirement.skill, 0) - requirement.min_level
-        return (excess, pressure[k], resource.cost_rate, k)
+        return (excess, pressure[k], prep.price(r, k), k)
 
     return key
 

@@ -66,7 +66,8 @@ def check_plan(instance: Instance, plan: Plan) -> list[str]:
                 lent_by_plan.add(res.id)
         if approval != a.needs_approval:
             out.append(f"{where}: needs_approval should be {approval}")
-        cost = sum(res.cost_rate for res in chosen) * request.duration
+        # The request's own price for a resource wins over the resource's rate.
+        cost = sum(request.costs.get(res.id, res.cost_rate * request.duration) for res in chosen)
         if cost != a.cost:
             out.append(f"{where}: cost {a.cost}, should be {cost}")
         spent[request.project] = spent.get(request.project, 0) + cost

@@ -65,6 +65,8 @@ class Prepared:
     """(request, resource) pairs lent under an agreement that needs approval."""
     windows: list[tuple[int, int]] = field(default_factory=list)
     """Per request: (earliest start, latest end), after the horizon and pinned dependencies."""
+    prices: list[dict[int, int]] = field(default_factory=list)
+    """Per request: eligible resource -> price of serving the whole request with it."""
 
     @property
     def horizon_mask(self) -> int:
@@ -75,6 +77,13 @@ class Prepared:
         """Whether serving `request` with `resource` lends it out of its home unit."""
         inst = self.instance
         return inst.resources[resource].home_unit != inst.requests[request].unit
+
+    def price(self, request: int, resource: int) -> int:
+        """Price in minor units of serving `request` with `resource` (its own or the rate's)."""
+        known = self.prices[request].get(resource)
+        if known is not None:
+            return known
+        return resource_price(self.instance.requests[request], self.instance.resources[resource])
 
     def candidates(self, request: int) -> list[int]:
         """Every eligible resource of `request`, over all its requirements, sorted."""
@@ -120,6 +129,7 @@ def prepare(instance: Instance) -> Prepared:
     eligible: list[list[list[int]]] = []
     approval: set[tuple[int, int]] = set()
     windows: list[tuple[int, int]] = []
+    prices: list[dict[int, int]] = []
     for r, request in enumerate(instance.requests):
         per_match: list[list[int]] = []
         per_elig: list[list[int]] = []
@@ -144,6 +154,9 @@ def prepare(instance: Instance) -> Prepared:
             if dep in pinned_end and dep not in request_index:
                 earliest = max(earliest, pinned_end[dep])
         windows.append((earliest, min(instance.window_end(request), horizon)))
+        prices.append(
+            {k: resource_price(request, instance.resources[k]) for g in per_elig for k in g}
+        )
     return Prepared(
         instance=instance,
         resource_index=resource_index,
@@ -155,13 +168,21 @@ def prepare(instance: Instance) -> Prepared:
         eligible=eligible,
         approval=approval,
         windows=windows,
+        prices=prices,
     )
 
 
-def assignment_cost(instance: Instance, resource_ids: list[str], duration: int) -> int:
-    """Price in minor units of holding `resource_ids` for `duration` units."""
-    rates = {r.id: r.cost_rate for r in instance.resources}
-    return sum(rates[k] for k in resource_ids) * duration
+def resource_price(request: Request, resource: Resource) -> int:
+    """Price in minor units of serving `request` with `resource`: the request's own price
+    for it if it names one (the ledger's price for its unit), else rate x duration."""
+    own = request.costs.get(resource.id)
+    return own if own is not None else resource.cost_rate * request.duration
+
+
+def assignment_cost(instance: Instance, request: Request, resource_ids: list[str]) -> int:
+    """Price in minor units of serving `request` with `resource_ids`."""
+    by_id = {r.id: r for r in instance.resources}
+    return sum(resource_price(request, by_id[k]) for k in resource_ids)
 
 
 def budget_of(instance: Instance, request: Request) -> int | None:

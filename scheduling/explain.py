@@ -104,8 +104,8 @@ def _budget_reasons(prep: Prepared, occ: Occupancy, r: int) -> list[Reason]:
         return []
     cheapest = 0
     for i, requirement in enumerate(request.requirements):
-        rates = sorted(inst.resources[k].cost_rate for k in prep.eligible[r][i])
-        cheapest += sum(rates[: requirement.quantity]) * request.duration
+        prices = sorted(prep.price(r, k) for k in prep.eligible[r][i])
+        cheapest += sum(prices[: requirement.quantity])
     remaining = budget - occ.spent.get(request.project, 0)
     if cheapest <= remaining:
         return []

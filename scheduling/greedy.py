@@ -139,7 +139,7 @@ class Occupancy:
                 return None
         # Scarce requirements choose first so a shared resource goes where it is needed.
         order = sorted(range(len(groups)), key=lambda i: len(groups[i]))
-        rates = [res.cost_rate for res in inst.resources]
+        price = prep.prices[r]
         while feasible:
             if latest_first:
                 t = feasible.bit_length() - 1
@@ -151,13 +151,13 @@ class Occupancy:
             chosen = self._choose(r, t, order, masks, key)
             if chosen is None:
                 continue
-            cost = sum(rates[k] for k in chosen) * request.duration
+            cost = sum(price[k] for k in chosen)
             if not self._budget_ok(r, cost):
-                cheap: ResourceKey = lambda _r, _i, k: (rates[k], k)  # noqa: E731
+                cheap: ResourceKey = lambda _r, _i, k: (price[k], k)  # noqa: E731
                 chosen = self._choose(r, t, order, masks, cheap)
                 if chosen is None:
                     continue
-                cost = sum(rates[k] for k in chosen) * request.duration
+                cost = sum(price[k] for k in chosen)
                 if not self._budget_ok(r, cost):
                     return None  # the cheapest choice is too dear at any time
             return Placement(r, t, t + request.duration, chosen, cost)
@@ -236,7 +236,7 @@ class Occupancy:
             ks = [prep.resource_index[k] for k in a.resource_ids]
             if not _serves(prep, r, ks):
                 continue
-            cost = sum(prep.instance.resources[k].cost_rate for k in ks) * (a.end - a.start)
+            cost = sum(prep.price(r, k) for k in ks)
             pending.append(Placement(r, a.start, a.end, ks, cost))
         # Dependencies first: retry until no progress.
         while pending:

@@ -207,8 +207,8 @@ def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> tup
         request = inst.requests[r]
         cheapest = 0
         for group, q in zip(prep.eligible[r], request.requirements, strict=True):
-            rates = sorted(inst.resources[k].cost_rate for k in group)
-            cheapest += sum(rates[: q.quantity]) * request.duration
+            prices = sorted(prep.price(r, k) for k in group)
+            cheapest += sum(prices[: q.quantity])
         if cheapest:
             spend.setdefault(request.project, []).append(cheapest * take[r])
     for project, costs in spend.items():

@@ -58,11 +58,7 @@ class AllocationModel:
 
     def completion_and_cost(self, completion_weight: int) -> cp_model.LinearExprT:
         """(4) completion_weight x sum of ends of allocated requests + total price (minimise)."""
-        inst = self.prep.instance
-        cost = sum(
-            inst.resources[k].cost_rate * inst.requests[r].duration * u
-            for (r, k), u in self.uses.items()
-        )
+        cost = sum(self.prep.price(r, k) * u for (r, k), u in self.uses.items())
         return completion_weight * sum(self.end.values()) + cost
 
     def placements(self, solver: cp_model.CpSolver) -> list[Placement]:
@@ -75,7 +71,7 @@ class AllocationModel:
             ks = [k for (rr, k), u in self.uses.items() if rr == r and solver.boolean_value(u)]
             start = solver.value(self.start[r])
             duration = inst.requests[r].duration
-            cost = sum(inst.resources[k].cost_rate for k in ks) * duration
+            cost = sum(self.prep.price(r, k) for k in ks)
             out.append(Placement(r, start, start + duration, ks, cost))
         return out
 
@@ -231,7 +227,7 @@ def add_budgets(m: AllocationModel) -> None:
     inst = m.prep.instance
     by_project: dict[str, list[cp_model.LinearExprT]] = {}
     for (r, k), u in m.uses.items():
-        price = inst.resources[k].cost_rate * inst.requests[r].duration
+        price = m.prep.price(r, k)
         if price:
             by_project.setdefault(inst.requests[r].project, []).append(price * u)
     for project, prices in by_project.items():

@@ -67,7 +67,7 @@ class PooledModel(AllocationModel):
         out = []
         for r in sorted(present):
             duration = inst.requests[r].duration
-            cost = sum(inst.resources[k].cost_rate for k in chosen[r]) * duration
+            cost = sum(self.prep.price(r, k) for k in chosen[r])
             out.append(Placement(r, starts[r], starts[r] + duration, sorted(chosen[r]), cost))
         return out
 
@@ -117,7 +117,8 @@ def resource_classes(prep: Prepared, scope: Scope) -> list[list[int]]:
         signature = (
             tuple(wanted[k]),
             scope.busy[k],
-            res.cost_rate,
+            # Resources priced differently for some request are not identical for it.
+            tuple(prep.price(r, k) for r, _i in wanted[k]),
             res.home_unit,
             k if res.lending_cap is not None else None,
         )
@@ -226,7 +227,8 @@ def add_pooled_budgets(m: PooledModel) -> None:
     inst = m.prep.instance
     by_project: dict[str, list[cp_model.LinearExprT]] = {}
     for (r, c), load in m.load.items():
-        price = inst.resources[m.classes[c][0]].cost_rate * inst.requests[r].duration
+        # Members of a class cost the same for each request (see resource_classes).
+        price = m.prep.price(r, m.classes[c][0])
         if price:
             by_project.setdefault(inst.requests[r].project, []).append(price * load)
     for project, prices in by_project.items():

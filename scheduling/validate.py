@@ -50,6 +50,9 @@ def instance_problems(instance: Instance) -> list[tuple[str, str]]:
     for i, request in enumerate(instance.requests):
         if request.window_end is not None and request.window_end < request.window_start:
             problems.append((f"requests[{i}].window_end", "window ends before it starts"))
+        for resource_id, price in request.costs.items():
+            if price < 0:
+                problems.append((f"requests[{i}].costs[{resource_id}]", "price must be >= 0"))
         for dep in request.after:
             if dep == request.id:
                 problems.append((f"requests[{i}].after", "a request cannot follow itself"))
