@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, literal_column, select, true
+from sqlalchemy import ColumnElement, and_, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.agreements.models import SharingAgreement
@@ -39,6 +40,14 @@ def lock_resource(session: Session, resource_id: uuid.UUID) -> Resource:
     return resource
 
 
+AGREEMENT_PREFERENCE = (
+    SharingAgreement.requires_approval,
+    SharingAgreement.valid_from,
+    SharingAgreement.id,
+)
+"""When several agreements cover a loan: one without approval wins, then the oldest."""
+
+
 def agreement_for(
     session: Session, resource: Resource, borrower_unit_id: uuid.UUID, day: date
 ) -> SharingAgreement | None:
@@ -58,7 +67,7 @@ def agreement_for(
             active_on(day),
             covers(),
         )
-        .order_by(SharingAgreement.requires_approval, SharingAgreement.valid_from)
+        .order_by(*AGREEMENT_PREFERENCE)
         .limit(1)
     )
     if agreement is None:
@@ -192,16 +201,117 @@ def _months(start: datetime, end: datetime, zone: ZoneInfo) -> list[Interval]:
     return out
 
 
-def _booked_minutes(session: Session, month: Interval, *conditions: object) -> int:
-    rows = session.execute(
-        select(Booking.start, Booking.end).where(
-            Booking.status.in_(LIVE_STATUSES),
-            Booking.start < month[1],
-            Booking.end > month[0],
-            *conditions,  # type: ignore[arg-type]
-        )
+@dataclass(frozen=True, slots=True)
+class MonthlyCap:
+    """One calendar month of one cap on a resource: what it allows and what is booked.
+
+    ``code`` is ``agreement_cap`` (the agreement's hours per UTC month, counting loans
+    under that agreement) or ``lending_cap`` (an expert's share of working time in a month
+    of the expert's zone, counting loans to every other unit). ``borrower`` is the unit the
+    cap counts (the agreement's borrower), or None for every unit but the home unit.
+    """
+
+    code: str
+    month: Interval
+    allowed: int
+    """Minutes the cap allows in the month."""
+    used: int
+    """Minutes booked in the month by the bookings the cap counts (``exclude`` left out)."""
+    borrower: uuid.UUID | None
+
+
+def _used_per_month(rows: list[Interval], months: list[Interval]) -> list[int]:
+    return [
+        total_minutes((max(s, m[0]), min(e, m[1])) for s, e in rows if s < m[1] and e > m[0])
+        for m in months
+    ]
+
+
+def _booked(
+    session: Session, months: list[Interval], condition: ColumnElement[bool], exclude: list
+) -> list[Interval]:
+    query = select(Booking.start, Booking.end).where(
+        Booking.status.in_(LIVE_STATUSES),
+        Booking.start < months[-1][1],
+        Booking.end > months[0][0],
+        condition,
     )
-    return total_minutes((max(s, month[0]), min(e, month[1])) for s, e in rows) if rows else 0
+    if exclude:
+        query = query.where(Booking.id.not_in(exclude))
+    return [(s, e) for s, e in session.execute(query)]
+
+
+def agreement_caps(
+    session: Session,
+    resource: Resource,
+    agreement: SharingAgreement,
+    start: datetime,
+    end: datetime,
+    exclude: Iterable[uuid.UUID] = (),
+) -> list[MonthlyCap]:
+    """The agreement's hours-per-UTC-month cap on ``resource``, per month ``[start, end)`` meets."""
+    if agreement.hours_per_month_cap is None:
+        return []
+    months = _months(start, end, ZoneInfo("UTC"))
+    rows = _booked(
+        session,
+        months,
+        and_(Booking.resource_id == resource.id, Booking.agreement_id == agreement.id),
+        list(exclude),
+    )
+    allowed = agreement.hours_per_month_cap * 60
+    return [
+        MonthlyCap("agreement_cap", month, allowed, used, agreement.borrower_unit_id)
+        for month, used in zip(months, _used_per_month(rows, months), strict=True)
+    ]
+
+
+def lending_caps(
+    session: Session,
+    resource: Resource,
+    start: datetime,
+    end: datetime,
+    exclude: Iterable[uuid.UUID] = (),
+) -> list[MonthlyCap]:
+    """An expert's lending cap, per month of the expert's zone that ``[start, end)`` meets."""
+    if resource.kind != ResourceKind.EXPERT.value or resource.lending_cap_bp >= 10_000:
+        return []
+    months = _months(start, end, ZoneInfo(resource.time_zone))
+    rows = _booked(
+        session,
+        months,
+        and_(Booking.resource_id == resource.id, Booking.borrower_unit_id != resource.unit_id),
+        list(exclude),
+    )
+    out = []
+    for month, used in zip(months, _used_per_month(rows, months), strict=True):
+        working = total_minutes(working_intervals(resource.working_hours, resource.time_zone, *month))
+        out.append(
+            MonthlyCap("lending_cap", month, working * resource.lending_cap_bp // 10_000, used, None)
+        )
+    return out
+
+
+def monthly_caps(
+    session: Session,
+    resource: Resource,
+    agreement: SharingAgreement | None,
+    start: datetime,
+    end: datetime,
+    exclude: Iterable[uuid.UUID] = (),
+) -> list[MonthlyCap]:
+    """Every cap month a loan of ``resource`` over ``[start, end)`` under ``agreement`` meets.
+
+    The one statement of the cap rules: the booking path checks them (``check_caps``) and
+    the allocation snapshot turns the same months into the optimizer's capacity windows.
+    A unit's own resource (no agreement) meets no cap.
+    """
+    if agreement is None:
+        return []
+    return [
+        *agreement_caps(session, resource, agreement, start, end, exclude),
+        *lending_caps(session, resource, start, end, exclude),
+    ]
 
 
 def check_caps(
@@ -213,49 +323,21 @@ def check_caps(
     exclude: Iterable[uuid.UUID] = (),
 ) -> None:
     """Refuse a loan that would pass the agreement's monthly hours or the expert's lending cap."""
-    if agreement is None:
-        return
-    excluded = list(exclude)
-    not_excluded = Booking.id.not_in(excluded) if excluded else true()
-    if agreement.hours_per_month_cap is not None:
-        for month in _months(start, end, ZoneInfo("UTC")):
-            used = _booked_minutes(
-                session,
-                month,
-                Booking.resource_id == resource.id,
-                Booking.agreement_id == agreement.id,
-                not_excluded,
+    for cap in monthly_caps(session, resource, agreement, start, end, exclude):
+        new = total_minutes([(max(start, cap.month[0]), min(end, cap.month[1]))])
+        if cap.used + new <= cap.allowed:
+            continue
+        month = cap.month[0].astimezone(ZoneInfo(resource.time_zone)).strftime("%B %Y")
+        if cap.code == "agreement_cap":
+            assert agreement is not None and agreement.hours_per_month_cap is not None
+            message = (
+                f"the agreement allows {agreement.hours_per_month_cap} h per month of "
+                f"{resource.name}; {cap.used / 60:.1f} h are booked in the month of "
+                f"{cap.month[0].date().isoformat()}"
             )
-            new = total_minutes([(max(start, month[0]), min(end, month[1]))])
-            if used + new > agreement.hours_per_month_cap * 60:
-                raise Conflict(
-                    f"the agreement allows {agreement.hours_per_month_cap} h per month of "
-                    f"{resource.name}; {used / 60:.1f} h are booked in the month of "
-                    f"{month[0].date().isoformat()}",
-                    field="end",
-                    code="agreement_cap",
-                    resource_id=str(resource.id),
-                )
-    if resource.kind == ResourceKind.EXPERT.value and resource.lending_cap_bp < 10_000:
-        zone = ZoneInfo(resource.time_zone)
-        for month in _months(start, end, zone):
-            working = total_minutes(
-                working_intervals(resource.working_hours, resource.time_zone, *month)
+        else:
+            message = (
+                f"{resource.name} may lend {resource.lending_cap_bp / 100:g}% of working "
+                f"time ({cap.allowed / 60:.1f} h) in {month}; {cap.used / 60:.1f} h are booked"
             )
-            allowed = working * resource.lending_cap_bp // 10_000
-            used = _booked_minutes(
-                session,
-                month,
-                Booking.resource_id == resource.id,
-                Booking.borrower_unit_id != resource.unit_id,
-                not_excluded,
-            )
-            new = total_minutes([(max(start, month[0]), min(end, month[1]))])
-            if used + new > allowed:
-                raise Conflict(
-                    f"{resource.name} may lend {resource.lending_cap_bp / 100:g}% of working "
-                    f"time ({allowed / 60:.1f} h) in that month; {used / 60:.1f} h are booked",
-                    field="end",
-                    code="lending_cap",
-                    resource_id=str(resource.id),
-                )
+        raise Conflict(message, field="end", code=cap.code, resource_id=str(resource.id))
