@@ -10,24 +10,39 @@ import itertools
 from scheduling.errors import InvalidPlan
 from scheduling.schemas import Instance, Plan, Request, Requirement, Resource
 
+Span = tuple[int, int]
+
 
 def check_plan(instance: Instance, plan: Plan) -> list[str]:
     """Every hard rule the plan breaks, in plain words ([] = the plan is valid)."""
     out: list[str] = []
+    requests = {r.id: r for r in instance.requests}
+    assigned = _check_assignments(instance, plan, out)
+    _check_blocks(instance, plan, out)
+    _check_dependencies(instance, assigned, out)
+    _check_budgets(instance, plan, out)
+    _check_caps(instance, plan, out)
+
+    listed = [u.request_id for u in plan.unallocated]
+    if len(set(listed)) != len(listed):
+        out.append("a request is listed twice as unallocated")
+    for rid in listed:
+        if rid in assigned:
+            out.append(f"{rid} is both allocated and unallocated")
+        if rid not in requests:
+            out.append(f"unallocated {rid} is not a request")
+    missing = set(requests) - set(assigned) - set(listed)
+    if missing:
+        out.append(f"requests neither allocated nor explained: {sorted(missing)[:5]}")
+    return out
+
+
+def _check_assignments(instance: Instance, plan: Plan, out: list[str]) -> dict[str, Span]:
+    """Each assignment alone: request, duration, window, resources, unavailability, approval
+    and price. Returns request id -> (start, end) of the first assignment of each request."""
     resources = {r.id: r for r in instance.resources}
     requests = {r.id: r for r in instance.requests}
-    assigned: dict[str, tuple[int, int]] = {}
-    busy: dict[str, list[tuple[int, int, str]]] = {}
-    spent: dict[str, int] = {}
-    lent: dict[str, int] = {}
-    lent_by_plan: set[str] = set()
-
-    for pin in instance.pinned:
-        busy.setdefault(pin.resource_id, []).append((pin.start, pin.end, f"pinned {pin.id}"))
-        owner = resources.get(pin.resource_id)
-        if owner is not None and pin.unit is not None and pin.unit != owner.home_unit:
-            lent[pin.resource_id] = lent.get(pin.resource_id, 0) + pin.end - pin.start
-
+    assigned: dict[str, Span] = {}
     for a in plan.assignments:
         where = f"assignment of {a.request_id}"
         request = requests.get(a.request_id)
@@ -57,27 +72,52 @@ def check_plan(instance: Instance, plan: Plan) -> list[str]:
             if not allowed:
                 out.append(f"{where}: {request.unit} may not borrow {res.id}")
             approval = approval or needs
-            busy.setdefault(res.id, []).append((a.start, a.end, a.request_id))
             for span in res.unavailable:
+                # Only the assignment's own span: set-up and tear-down may meet these.
                 if span.start < a.end and a.start < span.end:
                     out.append(f"{where}: {res.id} unavailable in [{span.start}, {span.end})")
-            if res.home_unit != request.unit:
-                lent[res.id] = lent.get(res.id, 0) + request.duration
-                lent_by_plan.add(res.id)
         if approval != a.needs_approval:
             out.append(f"{where}: needs_approval should be {approval}")
-        # The request's own price for a resource wins over the resource's rate.
-        cost = sum(request.costs.get(res.id, res.cost_rate * request.duration) for res in chosen)
+        cost = sum(_price(request, res) for res in chosen)
         if cost != a.cost:
             out.append(f"{where}: cost {a.cost}, should be {cost}")
-        spent[request.project] = spent.get(request.project, 0) + cost
+    return assigned
 
-    for resource_id, spans in busy.items():
-        spans.sort()
-        for (s1, e1, who1), (s2, e2, who2) in itertools.pairwise(spans):
+
+def _check_blocks(instance: Instance, plan: Plan, out: list[str]) -> None:
+    """Blocks (span plus set-up and tear-down) of one resource never overlap each other or
+    a pinned booking, unless that booking is displaceable: then it must be listed as
+    displaced, and every listed one must be overlapped."""
+    resources = {r.id: r for r in instance.resources}
+    blocks: dict[str, list[tuple[int, int, str]]] = {}
+    for a in plan.assignments:
+        for k in a.resource_ids:
+            if k in resources:
+                lo, hi = block_of(instance, resources[k], a.start, a.end)
+                blocks.setdefault(k, []).append((lo, hi, a.request_id))
+    for resource_id, spans in blocks.items():
+        for (s1, e1, who1), (s2, e2, who2) in itertools.combinations(sorted(spans), 2):
             if s2 < e1:
                 out.append(f"{resource_id}: {who1} [{s1}, {e1}) overlaps {who2} [{s2}, {e2})")
+    displaced = set()
+    for pin in instance.pinned:
+        for s, e, who in blocks.get(pin.resource_id, []):
+            if s < pin.end and pin.start < e:
+                if pin.displaceable:
+                    displaced.add(pin.id)
+                else:
+                    out.append(f"{pin.resource_id}: {who} [{s}, {e}) overlaps pinned {pin.id}")
+    if len(set(plan.displaced)) != len(plan.displaced):
+        out.append("a pinned booking is listed twice as displaced")
+    if set(plan.displaced) != displaced:
+        out.append(
+            f"displaced should be {sorted(displaced)}, the plan lists {sorted(plan.displaced)}"
+        )
 
+
+def _check_dependencies(instance: Instance, assigned: dict[str, Span], out: list[str]) -> None:
+    """Mandatory requests are in; a request starts after its dependencies end."""
+    requests = {r.id for r in instance.requests}
     pinned_end: dict[str, int] = {}
     for pin in instance.pinned:
         if pin.request_id is not None:
@@ -97,28 +137,64 @@ def check_plan(instance: Instance, plan: Plan) -> list[str]:
             elif dep in pinned_end and pinned_end[dep] > start:
                 out.append(f"{request.id} starts at {start} before pinned {dep} ends")
 
+
+def _check_budgets(instance: Instance, plan: Plan, out: list[str]) -> None:
+    """A project's assignments cost no more than its budget (at the requests' prices)."""
+    resources = {r.id: r for r in instance.resources}
+    requests = {r.id: r for r in instance.requests}
+    spent: dict[str, int] = {}
+    for a in plan.assignments:
+        request = requests.get(a.request_id)
+        if request is None:
+            continue
+        cost = sum(_price(request, resources[k]) for k in a.resource_ids if k in resources)
+        spent[request.project] = spent.get(request.project, 0) + cost
     for project, amount in spent.items():
         budget = instance.budgets.get(project)
         if budget is not None and amount > budget:
             out.append(f"project {project} spends {amount} over its budget {budget}")
-    for res in instance.resources:
-        # Pinned loans alone may exceed the cap (it was lowered); the plan may not add any.
-        over = res.lending_cap is not None and lent.get(res.id, 0) > res.lending_cap
-        if over and res.id in lent_by_plan:
-            out.append(f"{res.id} lent {lent[res.id]} over its cap {res.lending_cap}")
 
-    listed = [u.request_id for u in plan.unallocated]
-    if len(set(listed)) != len(listed):
-        out.append("a request is listed twice as unallocated")
-    for rid in listed:
-        if rid in assigned:
-            out.append(f"{rid} is both allocated and unallocated")
-        if rid not in requests:
-            out.append(f"unallocated {rid} is not a request")
-    missing = set(requests) - set(assigned) - set(listed)
-    if missing:
-        out.append(f"requests neither allocated nor explained: {sorted(missing)[:5]}")
-    return out
+
+def _check_caps(instance: Instance, plan: Plan, out: list[str]) -> None:
+    """Capacity windows: the parts of the plan's assignments inside a window serving its
+    borrowers stay within its limit; the lending-cap shorthand counts pinned loans too."""
+    requests = {r.id: r for r in instance.requests}
+    for res in instance.resources:
+        served = [
+            (a.start, a.end, requests[a.request_id].unit)
+            for a in plan.assignments
+            if res.id in a.resource_ids and a.request_id in requests
+        ]
+        for w in res.caps:
+            used = sum(
+                max(0, min(e, w.end) - max(s, w.start))
+                for s, e, unit in served
+                if (unit != res.home_unit if w.borrowers is None else unit in w.borrowers)
+            )
+            if used > w.limit:
+                out.append(f"{res.id} serves {used} in [{w.start}, {w.end}) over its cap {w.limit}")
+        if res.lending_cap is None:
+            continue
+        lent_by_plan = sum(e - s for s, e, unit in served if unit != res.home_unit)
+        lent = lent_by_plan + sum(
+            p.end - p.start
+            for p in instance.pinned
+            if p.resource_id == res.id and p.unit is not None and p.unit != res.home_unit
+        )
+        # Pinned loans alone may exceed the cap (it was lowered); the plan may not add any.
+        if lent_by_plan and lent > res.lending_cap:
+            out.append(f"{res.id} lent {lent} over its cap {res.lending_cap}")
+
+
+def block_of(instance: Instance, res: Resource, start: int, end: int) -> Span:
+    """What an assignment [start, end) of `res` blocks: set-up before, tear-down after,
+    clipped to the horizon."""
+    return max(0, start - res.setup), min(instance.horizon, end + res.teardown)
+
+
+def _price(request: Request, res: Resource) -> int:
+    """The request's own price for the resource, else rate x duration."""
+    return request.costs.get(res.id, res.cost_rate * request.duration)
 
 
 def assert_plan_valid(instance: Instance, plan: Plan) -> None:

@@ -52,7 +52,14 @@ class Prepared:
     resource_index: dict[str, int]
     request_index: dict[str, int]
     fixed_busy: list[int]
-    """Per resource: unavailability and pinned bookings, as a bit set."""
+    """Per resource: where an assignment's own span may not be: unavailability and pinned
+    bookings (displaceable ones aside), as a bit set."""
+    unavailable: list[int]
+    """Per resource: unavailability alone (what set-up and tear-down may meet)."""
+    pinned_busy: list[int]
+    """Per resource: pinned bookings that may not be displaced (what a block may not meet)."""
+    buffers: list[tuple[int, int]]
+    """Per resource: (set-up, tear-down) in time units."""
     pinned_lent: list[int]
     """Per resource: time units already lent to other units by pinned bookings."""
     pinned_end: dict[str, int]
@@ -77,6 +84,28 @@ class Prepared:
         """Whether serving `request` with `resource` lends it out of its home unit."""
         inst = self.instance
         return inst.resources[resource].home_unit != inst.requests[request].unit
+
+    def buffered(self, resource: int) -> bool:
+        """Whether assignments of `resource` block more than their own span."""
+        return self.buffers[resource] != (0, 0)
+
+    def block(self, resource: int, start: int, end: int) -> tuple[int, int]:
+        """The span an assignment [start, end) of `resource` blocks, clipped to the horizon."""
+        setup, teardown = self.buffers[resource]
+        return max(0, start - setup), min(self.instance.horizon, end + teardown)
+
+    def starts(self, resource: int, duration: int, busy: int, blocks: int) -> int:
+        """Starts t at which `resource` can take [t, t + duration): the span misses `busy`
+        and, for a buffered resource, the block misses `blocks` (both bit sets)."""
+        horizon = self.instance.horizon
+        result = run_starts(~busy & span_mask(0, horizon), duration)
+        if self.buffered(resource):
+            setup, teardown = self.buffers[resource]
+            # Bit j of `free` is time j - setup; outside the horizon counts as free (clipped).
+            free = (~blocks & span_mask(0, horizon)) << setup
+            free |= span_mask(0, setup) | span_mask(horizon + setup, horizon + setup + teardown)
+            result &= run_starts(free, setup + duration + teardown)
+        return result & span_mask(0, horizon - duration + 1)
 
     def price(self, request: int, resource: int) -> int:
         """Price in minor units of serving `request` with `resource` (its own or the rate's)."""
@@ -108,17 +137,19 @@ def prepare(instance: Instance) -> Prepared:
     resource_index = {r.id: i for i, r in enumerate(instance.resources)}
     request_index = {r.id: i for i, r in enumerate(instance.requests)}
     horizon = instance.horizon
-    fixed_busy = []
+    unavailable = []
     for resource in instance.resources:
         mask = 0
         for span in resource.unavailable:
             mask |= span_mask(min(span.start, horizon), min(span.end, horizon))
-        fixed_busy.append(mask)
+        unavailable.append(mask)
+    pinned_busy = [0] * len(instance.resources)
     pinned_lent = [0] * len(instance.resources)
     pinned_end: dict[str, int] = {}
     for pin in instance.pinned:
         k = resource_index[pin.resource_id]
-        fixed_busy[k] |= span_mask(min(pin.start, horizon), min(pin.end, horizon))
+        if not pin.displaceable:
+            pinned_busy[k] |= span_mask(min(pin.start, horizon), min(pin.end, horizon))
         if pin.unit is not None and pin.unit != instance.resources[k].home_unit:
             pinned_lent[k] += pin.end - pin.start
         if pin.request_id is not None:
@@ -161,7 +192,10 @@ def prepare(instance: Instance) -> Prepared:
         instance=instance,
         resource_index=resource_index,
         request_index=request_index,
-        fixed_busy=fixed_busy,
+        fixed_busy=[u | p for u, p in zip(unavailable, pinned_busy, strict=True)],
+        unavailable=unavailable,
+        pinned_busy=pinned_busy,
+        buffers=[(res.setup, res.teardown) for res in instance.resources],
         pinned_lent=pinned_lent,
         pinned_end=pinned_end,
         matching=matching,

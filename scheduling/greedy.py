@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from scheduling.eligibility import Prepared, run_starts, span_mask
+from scheduling.eligibility import Prepared, span_mask
 from scheduling.schemas import Assignment
 
 ResourceKey = Callable[[int, int, int], tuple[int, ...]]
@@ -33,10 +33,12 @@ class Occupancy:
     def __init__(self, prep: Prepared) -> None:
         self.prep = prep
         self.busy = list(prep.fixed_busy)
+        """Per resource: where an assignment's own span may not be (bit set)."""
+        self.blocks = list(prep.pinned_busy)
+        """Per resource: pinned bookings and placed blocks (set-up and tear-down included)."""
         self.lent = list(prep.pinned_lent)
         self.spent: dict[str, int] = {}
         self.placed: dict[int, Placement] = {}
-        self._horizon = prep.horizon_mask
 
     # -- bookkeeping -------------------------------------------------------------------
     def place(self, p: Placement) -> None:
@@ -45,6 +47,7 @@ class Occupancy:
         mask = span_mask(p.start, p.end)
         for k in p.resources:
             self.busy[k] |= mask
+            self.blocks[k] |= span_mask(*self.prep.block(k, p.start, p.end))
             if self.prep.borrowed(p.request, k):
                 self.lent[k] += p.end - p.start
         project = inst.requests[p.request].project
@@ -58,6 +61,7 @@ class Occupancy:
         mask = span_mask(p.start, p.end)
         for k in p.resources:
             self.busy[k] &= ~mask
+            self.blocks[k] &= ~span_mask(*self.prep.block(k, p.start, p.end))
             if self.prep.borrowed(p.request, k):
                 self.lent[k] -= p.end - p.start
         project = inst.requests[p.request].project
@@ -74,6 +78,10 @@ class Occupancy:
         mask = span_mask(p.start, p.end)
         for k in p.resources:
             if self.busy[k] & mask:
+                return False
+            if self.prep.buffered(k) and self.blocks[k] & span_mask(
+                *self.prep.block(k, p.start, p.end)
+            ):
                 return False
             if not self._cap_ok(p.request, k):
                 return False
@@ -112,8 +120,8 @@ class Occupancy:
         duration = self.prep.instance.requests[r].duration
         if hi - lo < duration or not self._cap_ok(r, k):
             return 0
-        free = ~self.busy[k] & self._horizon
-        return run_starts(free, duration) & span_mask(lo, hi - duration + 1)
+        starts = self.prep.starts(k, duration, self.busy[k], self.blocks[k])
+        return starts & span_mask(lo, hi - duration + 1)
 
     def find(self, r: int, key: ResourceKey, latest_first: bool = False) -> Placement | None:
         """The earliest feasible placement of request r choosing resources by `key`."""

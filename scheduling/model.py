@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from scheduling.eligibility import Prepared, run_starts, span_mask
+from scheduling.eligibility import Prepared, span_mask
 from scheduling.greedy import Placement
 from scheduling.report import FAIRNESS_SCALE
 
@@ -26,6 +26,8 @@ class Scope:
     requests: list[int]
     busy: list[int]
     """Per resource: time units taken by unavailability, pins and fixed assignments."""
+    blocks: list[int]
+    """Per resource: pins and fixed assignments' blocks (set-up and tear-down included)."""
     lent: list[int]
     spent: dict[str, int]
     windows: dict[int, tuple[int, int]]
@@ -48,6 +50,9 @@ class AllocationModel:
     assign: dict[tuple[int, int, int], cp_model.IntVar] = field(default_factory=dict)
     uses: dict[tuple[int, int], cp_model.IntVar] = field(default_factory=dict)
     by_resource: dict[int, list[cp_model.IntervalVar]] = field(default_factory=dict)
+    """Resource -> its assignments' own spans."""
+    by_block: dict[int, list[cp_model.IntervalVar]] = field(default_factory=dict)
+    """Buffered resource -> its assignments' blocks (set-up and tear-down included)."""
     makespan: cp_model.IntVar | None = None
 
     # ---- objective terms ------------------------------------------------------------
@@ -153,10 +158,10 @@ def add_requests_and_windows(m: AllocationModel) -> None:
 def add_requirements(m: AllocationModel) -> None:
     """Each requirement gets exactly its quantity of eligible resources, one role per resource."""
     inst = m.prep.instance
-    horizon_bits = m.prep.horizon_mask
-    for r in m.scope.requests:
+    scope = m.scope
+    for r in scope.requests:
         request = inst.requests[r]
-        lo, hi = m.scope.windows[r]
+        lo, hi = scope.windows[r]
         window = span_mask(lo, hi - request.duration + 1) if hi - lo >= request.duration else 0
         free_starts: dict[int, int] = {}
         roles: dict[int, list[cp_model.IntVar]] = {}
@@ -164,8 +169,8 @@ def add_requirements(m: AllocationModel) -> None:
             chosen = []
             for k in m.prep.eligible[r][i]:
                 if k not in free_starts:
-                    free = ~m.scope.busy[k] & horizon_bits
-                    free_starts[k] = run_starts(free, request.duration) & window
+                    starts = m.prep.starts(k, request.duration, scope.busy[k], scope.blocks[k])
+                    free_starts[k] = starts & window
                 if not free_starts[k]:
                     continue  # never free long enough inside the window
                 x = m.model.new_bool_var(f"assign[{request.id},{i},{inst.resources[k].id}]")
@@ -182,15 +187,30 @@ def add_requirements(m: AllocationModel) -> None:
                 u = m.model.new_bool_var(f"uses[{request.id},{inst.resources[k].id}]")
                 m.model.add(sum(xs) == u)
             m.uses[(r, k)] = u
-            m.by_resource.setdefault(k, []).append(
-                m.model.new_optional_interval_var(
-                    m.start[r],
-                    request.duration,
-                    m.end[r],
-                    u,
-                    f"hold[{request.id},{inst.resources[k].id}]",
-                )
+            add_hold(m, r, k, u)
+
+
+def add_hold(m: AllocationModel, r: int, k: int, u: cp_model.IntVar) -> None:
+    """Resource k's optional intervals for request r (present with u): its own span and,
+    for a buffered resource, its block (which may reach outside the horizon)."""
+    request = m.prep.instance.requests[r]
+    name = f"{request.id},{m.prep.instance.resources[k].id}"
+    m.by_resource.setdefault(k, []).append(
+        m.model.new_optional_interval_var(
+            m.start[r], request.duration, m.end[r], u, f"hold[{name}]"
+        )
+    )
+    if m.prep.buffered(k):
+        setup, teardown = m.prep.buffers[k]
+        m.by_block.setdefault(k, []).append(
+            m.model.new_optional_interval_var(
+                m.start[r] - setup,
+                setup + request.duration + teardown,
+                m.end[r] + teardown,
+                u,
+                f"block[{name}]",
             )
+        )
 
 
 def add_no_overlap(m: AllocationModel) -> None:
@@ -200,14 +220,34 @@ def add_no_overlap(m: AllocationModel) -> None:
         lo, hi = m.scope.windows[r]
         old = span.get(k, (lo, hi))
         span[k] = (min(lo, old[0]), max(hi, old[1]))
-    for k, intervals in m.by_resource.items():
-        lo, hi = span[k]
-        fixed = [
-            m.model.new_fixed_size_interval_var(s, e - s, f"busy[{k},{s}]")
-            for s, e in busy_runs(m.scope.busy[k], lo, hi)
-        ]
-        if len(intervals) + len(fixed) > 1:
-            m.model.add_no_overlap(intervals + fixed)
+    for k in m.by_resource:
+        add_resource_no_overlap(m, k, *span[k])
+
+
+def add_resource_no_overlap(m: AllocationModel, k: int, lo: int, hi: int) -> None:
+    """Resource k's assignments (requests' windows within [lo, hi)) against each other and
+    its fixed calendar: without buffers, one no-overlap of spans against `scope.busy`; with
+    them, spans against unavailability and blocks against pins and fixed blocks."""
+    if not m.prep.buffered(k):
+        _no_overlap(m, k, m.by_resource[k], m.scope.busy[k], lo, hi)
+        return
+    setup, teardown = m.prep.buffers[k]
+    # Unavailability binds the span only: set-up and tear-down may happen off hours.
+    _no_overlap(m, k, m.by_resource[k], m.prep.unavailable[k], lo, hi)
+    blocks = m.by_block[k]
+    _no_overlap(m, k, blocks, m.scope.blocks[k], max(0, lo - setup), hi + teardown)
+
+
+def _no_overlap(
+    m: AllocationModel, k: int, intervals: list[cp_model.IntervalVar], busy: int, lo: int, hi: int
+) -> None:
+    """No two of `intervals` overlap, nor any of them a busy run of `busy` in [lo, hi)."""
+    fixed = [
+        m.model.new_fixed_size_interval_var(s, e - s, f"busy[{k},{s}]")
+        for s, e in busy_runs(busy, lo, hi)
+    ]
+    if len(intervals) + len(fixed) > 1:
+        m.model.add_no_overlap(intervals + fixed)
 
 
 def add_dependencies(m: AllocationModel) -> None:

@@ -9,7 +9,8 @@ sorted by start, each takes members that are free by then), and every per-resour
 schedule maps to a pooled one by counting, so the optimum is the same: no feasible optimum
 is cut, only permutations of identical resources are.
 
-Resources with a lending cap stay alone in their class (their cap is per resource).
+Resources with a lending cap or capacity windows stay alone in their class (their caps are
+per resource), and so do resources with set-up or tear-down (their blocks are).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from scheduling.eligibility import Prepared, run_starts, span_mask
+from scheduling.eligibility import Prepared, span_mask
 from scheduling.greedy import Placement
 from scheduling.model import (
     AllocationModel,
     Scope,
     add_dependencies,
+    add_hold,
     add_lending_caps,
     add_requests_and_windows,
+    add_resource_no_overlap,
     busy_runs,
 )
 
@@ -120,7 +123,7 @@ def resource_classes(prep: Prepared, scope: Scope) -> list[list[int]]:
             # Resources priced differently for some request are not identical for it.
             tuple(prep.price(r, k) for r, _i in wanted[k]),
             res.home_unit,
-            k if res.lending_cap is not None else None,
+            k if res.lending_cap is not None or res.caps or prep.buffered(k) else None,
         )
         groups.setdefault(signature, []).append(k)
     return sorted(groups.values())
@@ -142,7 +145,6 @@ def build_pooled_model(prep: Prepared, scope: Scope) -> PooledModel:
 def add_pooled_requirements(m: PooledModel) -> None:
     """Each requirement gets its quantity from its eligible classes; a member takes one role."""
     inst = m.prep.instance
-    horizon_bits = m.prep.horizon_mask
     of_class = {k: c for c, members in enumerate(m.classes) for k in members}
     for r in m.scope.requests:
         request = inst.requests[r]
@@ -153,8 +155,9 @@ def add_pooled_requirements(m: PooledModel) -> None:
             terms = []
             for c in sorted({of_class[k] for k in m.prep.eligible[r][i]}):
                 members = m.classes[c]
-                free = ~m.scope.busy[members[0]] & horizon_bits
-                if not run_starts(free, request.duration) & window:
+                k = members[0]
+                starts = m.prep.starts(k, request.duration, m.scope.busy[k], m.scope.blocks[k])
+                if not starts & window:
                     continue  # never free long enough inside the window
                 most = min(requirement.quantity, len(members))
                 label = f"{request.id},{i},class{c}"
@@ -189,7 +192,6 @@ def add_pooled_requirements(m: PooledModel) -> None:
 
 def add_pooled_capacity(m: PooledModel) -> None:
     """A class serves at most its size at any time; nothing while its calendar is busy."""
-    inst = m.prep.instance
     by_class: dict[int, list[int]] = {}
     for r, c in m.load:
         by_class.setdefault(c, []).append(r)
@@ -197,26 +199,17 @@ def add_pooled_capacity(m: PooledModel) -> None:
         members = m.classes[c]
         lo = min(m.scope.windows[r][0] for r in rs)
         hi = max(m.scope.windows[r][1] for r in rs)
+        if len(members) == 1:
+            # A single resource: its holds and no-overlaps as in the per-resource model.
+            k = members[0]
+            for r in rs:
+                add_hold(m, r, k, m.uses[(r, k)])
+            add_resource_no_overlap(m, k, lo, hi)
+            continue
         fixed = [
             m.model.new_fixed_size_interval_var(s, e - s, f"busy[class{c},{s}]")
             for s, e in busy_runs(m.scope.busy[members[0]], lo, hi)
         ]
-        if len(members) == 1:
-            k = members[0]
-            intervals = [
-                m.model.new_optional_interval_var(
-                    m.start[r],
-                    inst.requests[r].duration,
-                    m.end[r],
-                    m.uses[(r, k)],
-                    f"hold[{inst.requests[r].id},{inst.resources[k].id}]",
-                )
-                for r in rs
-            ]
-            m.by_resource[k] = intervals
-            if len(intervals) + len(fixed) > 1:
-                m.model.add_no_overlap(intervals + fixed)
-            continue
         demands: list[cp_model.LinearExprT] = [m.load[(r, c)] for r in rs]
         demands += [len(members)] * len(fixed)
         m.model.add_cumulative([m.interval[r] for r in rs] + fixed, demands, len(members))

@@ -208,6 +208,7 @@ def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
     """The requests `free` as a model scope, the rest of `occ`'s plan held fixed around them."""
     inst = prep.instance
     busy = list(occ.busy)
+    blocks = list(occ.blocks)
     lent = list(occ.lent)
     spent = dict(occ.spent)
     for r in free:
@@ -217,6 +218,7 @@ def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
         mask = span_mask(p.start, p.end)
         for k in p.resources:
             busy[k] &= ~mask
+            blocks[k] &= ~span_mask(*prep.block(k, p.start, p.end))
             if prep.borrowed(r, k):
                 lent[k] -= p.end - p.start
         project = inst.requests[r].project
@@ -245,7 +247,13 @@ def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
                 lo, hi = windows[d]
                 windows[d] = (lo, min(hi, p.start))
     return Scope(
-        requests=sorted(free), busy=busy, lent=lent, spent=spent, windows=windows, forced=forced
+        requests=sorted(free),
+        busy=busy,
+        blocks=blocks,
+        lent=lent,
+        spent=spent,
+        windows=windows,
+        forced=forced,
     )
 
 

@@ -3,15 +3,18 @@ tear-down buffers, capacity windows, displaceable pinned bookings."""
 
 from scheduling import (
     Assignment,
+    PinnedBooking,
     Plan,
     ReasonCode,
+    Requirement,
+    TimeSpan,
     best_fit_greedy,
     check_plan,
     first_come_first_served,
     solve,
 )
 
-from .factories import SOLVE, expert, instance, request
+from .factories import SOLVE, device, expert, instance, request
 
 
 def solved(inst, **params) -> Plan:  # type: ignore[no-untyped-def]
@@ -58,3 +61,46 @@ def test_check_plan_prices_an_assignment_at_the_requests_own_price() -> None:
     at_rate = Assignment(request_id="r1", resource_ids=["e1"], start=0, end=4, cost=20)
     plan = solved(inst).model_copy(update={"assignments": [at_rate]})
     assert any("cost 20, should be 7" in v for v in check_plan(inst, plan))
+
+
+# ---- set-up and tear-down buffers -------------------------------------------------------
+
+
+def test_two_assignments_of_a_device_are_never_closer_than_its_buffers() -> None:
+    scope = device("d1", setup=2, teardown=3)
+    reqs = [request(f"r{i}", requirements=[Requirement(device_type="scope")]) for i in range(2)]
+    inst = instance([scope], reqs, horizon=24)
+    for plan in every_plan(inst):
+        first, second = sorted(plan.assignments, key=lambda a: a.start)
+        assert second.start - first.end >= 3 + 2  # tear-down of one, set-up of the next
+
+
+def test_set_up_may_happen_while_the_device_is_unavailable() -> None:
+    # Unavailable until 10; a set-up of 3 fits in [7, 10), so the use itself starts at 10.
+    scope = device("d1", setup=3, teardown=1, unavailable=[TimeSpan(start=0, end=10)])
+    inst = instance([scope], [request(requirements=[Requirement(device_type="scope")])])
+    for plan in every_plan(inst):
+        (a,) = plan.assignments
+        assert a.start == 10
+
+
+def test_a_block_may_not_meet_a_pinned_booking() -> None:
+    # Pinned [10, 14). Without buffers [5, 9) would fit; with a tear-down of 2 it does not.
+    pin = PinnedBooking(id="b1", resource_id="d1", start=10, end=14)
+    scope = device("d1", setup=2, teardown=2)
+    needs = [Requirement(device_type="scope")]
+    fits = request("fits", requirements=needs, window_start=4, window_end=14)
+    late = request("late", requirements=needs, window_start=5, window_end=14)
+    for req, start in ((fits, 4), (late, None)):
+        for plan in every_plan(instance([scope], [req], pinned=[pin])):
+            assert [a.start for a in plan.assignments] == ([] if start is None else [start])
+
+
+def test_check_plan_measures_blocks_not_spans() -> None:
+    inst = instance([device("d1", setup=1, teardown=1)], [request("a"), request("b")])
+    close = [
+        Assignment(request_id="a", resource_ids=["d1"], start=0, end=4),
+        Assignment(request_id="b", resource_ids=["d1"], start=5, end=9),
+    ]
+    plan = solved(instance([expert()], [])).model_copy(update={"assignments": close})
+    assert any("a [0, 5) overlaps b [4, 10)" in v for v in check_plan(inst, plan))
