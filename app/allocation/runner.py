@@ -22,6 +22,7 @@ from sqlalchemy import update
 
 import app.models  # noqa: F401  (every table: foreign-key column types resolve through them)
 import scheduling
+from app.allocation import reasons
 from app.allocation.models import AllocationRun, RunStatus
 from app.allocation.snapshot import Clock, build_instance, plan_to_result
 from app.base import utcnow
@@ -70,7 +71,10 @@ def execute(database_url: str, run_id: str, num_workers: int = 2) -> str:
         plan = scheduling.solve(
             instance, time_limit_s=time_limit, num_workers=num_workers, seed=0, on_progress=progress
         )
-        result = plan_to_result(Clock(start, slot), plan)
+        clock = Clock(start, slot)
+        result = plan_to_result(clock, plan)
+        with session_scope(factory) as session:
+            result["unallocated"] = reasons.render(session, clock, instance, plan)
         for request_id in extras["dependency_unmet"]:
             result["unallocated"].append(
                 {

@@ -343,6 +343,7 @@ def plan_to_result(clock: Clock, plan: scheduling.Plan) -> dict[str, Any]:
             }
             for a in plan.assignments
         ],
+        "displaced": plan.displaced,
         "unallocated": [
             {"request_id": u.request_id, "reasons": [r.model_dump(mode="json") for r in u.reasons]}
             for u in plan.unallocated
