@@ -8,12 +8,12 @@ from litestar import Controller
 from sqlalchemy.orm import Session
 
 from app.agreements import services
-from app.agreements.schemas import AgreementCreate, AgreementRead, AgreementUpdate
+from app.agreements.schemas import AgreementCreate, AgreementRead, AgreementUpdate, Termination
 from app.auth.actor import Actor
 from app.pagination import Limit, Offset
 from app.problems import LIST, READ, WRITE
 from app.routing import get, patch, post
-from app.schemas import Page, Reason
+from app.schemas import Page
 
 
 class AgreementController(Controller):
@@ -70,9 +70,14 @@ class AgreementController(Controller):
         status_code=200,
         responses=WRITE,
         summary="End an agreement",
+        description="Live loans under the agreement that have not ended are refused with "
+        "409 `affects_bookings` (listed in `conflicts`) unless `force` is true: then they "
+        "are released (a request they serve goes back to open).",
     )
     def terminate_agreement(
-        self, actor: Actor, db_session: Session, agreement_id: uuid.UUID, data: Reason
+        self, actor: Actor, db_session: Session, agreement_id: uuid.UUID, data: Termination
     ) -> AgreementRead:
-        agreement = services.terminate_agreement(db_session, actor, agreement_id, data.reason)
+        agreement = services.terminate_agreement(
+            db_session, actor, agreement_id, data.reason, force=data.force
+        )
         return services.to_read(agreement)

@@ -130,3 +130,11 @@ class AgreementRead(Schema):
     notes: str
     terminated_at: datetime | None
     active: bool
+
+
+class Termination(Schema):
+    """Why an agreement ends, and whether to release the live loans made under it."""
+
+    reason: Text = ""
+    force: bool = False
+    """Release live loans that have not ended (else a termination over them is refused)."""

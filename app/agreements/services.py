@@ -262,15 +262,24 @@ def update_agreement(
 
 
 def terminate_agreement(
-    session: Session, actor: Actor, agreement_id: uuid.UUID, reason: str
+    session: Session, actor: Actor, agreement_id: uuid.UUID, reason: str, *, force: bool = False
 ) -> SharingAgreement:
-    """End an agreement now; it stays for history (lender's unit manager or admin)."""
+    """End an agreement now; it stays for history (lender's unit manager or admin).
+
+    Live loans under it that have not ended are refused (409 ``affects_bookings``) unless
+    ``force``: then they are released in the same transaction (``app.bookings.withdrawals``).
+    """
+    from app.bookings import withdrawals  # bookings build on agreements, not the reverse
+
     agreement = get_agreement(session, actor, agreement_id)
     if not actor.manages_unit(agreement.lender_unit_id, Role.UNIT_MANAGER):
         raise PermissionDenied("only the lender's unit_manager (or an admin) ends an agreement")
     if agreement.terminated_at is None:
+        now = utcnow()
+        hit = withdrawals.under_agreement(session, agreement.id, now)
+        withdrawals.refuse_unless_forced(hit, force=force, what="ending the agreement")
         before = to_read(agreement).model_dump(mode="json")
-        agreement.terminated_at = utcnow()
+        agreement.terminated_at = now
         session.flush()
         record(
             session,
@@ -279,9 +288,14 @@ def terminate_agreement(
             agreement,
             unit_id=agreement.lender_unit_id,
             before=before,
-            after=to_read(agreement).model_dump(mode="json"),
+            after={
+                **to_read(agreement).model_dump(mode="json"),
+                "released": [str(b.id) for b in hit],
+            },
             reason=reason,
         )
+        why = "the agreement it ran under was terminated"
+        withdrawals.release(session, actor, hit, f"{why}: {reason}" if reason else why)
     return agreement
 
 

@@ -34,6 +34,7 @@ from app.bookings.services import (
     change_status,
     check_project_period,
     place_booking,
+    reopen_dependents,
     sync_request,
 )
 from app.catalog.models import DeviceType, Resource, Skill
@@ -187,6 +188,8 @@ def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason
         )
     ).all()
     for booking in live:
+        if booking.status not in LIVE_STATUSES:
+            continue  # already cancelled with its pair
         change_status(
             session,
             actor,
@@ -209,6 +212,7 @@ def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason
         after=snapshot(request),
         reason=reason,
     )
+    reopen_dependents(session, actor, request, reason)
     return request
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from app.bookings.models import BookingStatus, RequestStatus, RequirementKind
+from app.bookings.models import BookingStatus, ReopenCode, RequestStatus, RequirementKind
 from app.schemas import Name, Schema, Text, TimeZoneName, UtcDatetime, end_after_start
 
 Minutes = Annotated[int, Field(ge=5, le=60 * 24 * 14, description="Whole minutes")]
@@ -146,6 +146,8 @@ class RequestRead(Schema):
     depends_on_id: uuid.UUID | None
     status: RequestStatus
     status_reason: str
+    reopen_code: ReopenCode | None
+    """Why the request last went back to open (its bookings released), if it ever did."""
     created_at: datetime
 
 

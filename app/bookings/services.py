@@ -7,6 +7,17 @@ Who may do what:
   resource_manager or unit_manager;
 - admins may do all of it; auditors only read.
 Every state change is written to the audit log with its reason.
+
+A request is served whole or not at all, and its followers follow it:
+- a lender-side cancel of a booking that serves a request reopens the request
+  (``resource_unavailable``): the lender withdrew the resource, so every other booking of
+  the request is released too and the request waits, open, for a new allocation;
+- a borrower-side cancel changes only that booking; when it was the request's last live
+  booking, the request is cancelled;
+- a declined booking declines its request and cancels the request's other bookings;
+- when a request is cancelled, declined or reopened, every request that depends on it
+  (``depends_on_id``) and holds live bookings is reopened (``dependency_cancelled``), and
+  so on down the chain.
 """
 
 from __future__ import annotations
@@ -370,6 +381,33 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
         if side == "borrower" and booking.status == BookingStatus.CONFIRMED.value
         else 0
     )
+    if side == "lender" and booking.request_id is not None:
+        # The lender withdrew a resource the request needs: the request goes back to open
+        # whole rather than stay half-served.
+        change_status(
+            session,
+            actor,
+            booking,
+            BookingStatus.CANCELLED,
+            "booking.cancel",
+            f"lender: {reason}",
+            cancelled_at=utcnow(),
+        )
+        request = session.scalar(
+            select(Request).where(Request.id == booking.request_id).with_for_update()
+        )
+        if request is not None and request.status not in (
+            RequestStatus.CANCELLED.value,
+            RequestStatus.DECLINED.value,
+        ):
+            reopen_request(
+                session,
+                actor,
+                request,
+                ReopenCode.RESOURCE_UNAVAILABLE,
+                f"the lender cancelled a booking of it: {reason}",
+            )
+        return booking
     return _transition(
         session,
         actor,
@@ -521,9 +559,9 @@ def reopen_request(
         select(Booking)
         .where(Booking.request_id == request.id, Booking.status.in_(LIVE_STATUSES))
         .with_for_update()
-    ):
-        if booking.status == BookingStatus.COMPLETED.value:
-            continue
+    ).all():
+        if booking.status not in CANCELLABLE:
+            continue  # completed, or already released with its pair
         change_status(
             session,
             actor,
@@ -549,6 +587,39 @@ def reopen_request(
         after=snapshot(request),
         reason=f"{code.value}: {reason}",
     )
+    released += reopen_dependents(session, actor, request, reason)
+    return released
+
+
+def reopen_dependents(
+    session: Session, actor: Actor, request: Request, reason: str
+) -> list[Booking]:
+    """Reopen every request that follows ``request`` and holds live bookings, down the chain.
+
+    Called once ``request`` is cancelled, declined or reopened: what follows it can no
+    longer start after it. Returns the bookings released along the chain.
+    """
+    held = (
+        select(Booking.id)
+        .where(Booking.request_id == Request.id, Booking.status.in_([s.value for s in CANCELLABLE]))
+        .exists()
+    )
+    dependents = session.scalars(
+        select(Request)
+        .where(Request.depends_on_id == request.id, held)
+        .order_by(Request.created_at, Request.id)
+        .with_for_update()
+    ).all()
+    was = "reopened" if request.status == RequestStatus.OPEN.value else request.status
+    released: list[Booking] = []
+    for dependent in dependents:
+        released += reopen_request(
+            session,
+            actor,
+            dependent,
+            ReopenCode.DEPENDENCY_CANCELLED,
+            f"the request it follows ({request.title}) was {was}: {reason}",
+        )
     return released
 
 
@@ -605,3 +676,5 @@ def sync_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: 
             after=snapshot(request),
             reason=reason,
         )
+        if new in (RequestStatus.DECLINED, RequestStatus.CANCELLED):
+            reopen_dependents(session, actor, request, reason)

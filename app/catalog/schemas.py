@@ -241,6 +241,8 @@ class UnavailabilityCreate(Schema):
     start: UtcDatetime
     end: UtcDatetime
     note: Text = ""
+    force: bool = False
+    """Release the live bookings the period falls over (else such a period is refused)."""
 
     _ordered = field_validator("end")(end_after_start)
 

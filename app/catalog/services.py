@@ -444,10 +444,21 @@ def add_unavailability(
     resource_id: uuid.UUID,
     data: UnavailabilityCreate,
 ) -> Unavailability:
-    """Record leave (experts) or a maintenance blackout (devices)."""
+    """Record leave (experts) or a maintenance blackout (devices).
+
+    A period over live bookings is refused (409 ``affects_bookings``) unless ``data.force``
+    says to release them (``app.bookings.withdrawals``), in the same transaction.
+    """
+    from app.bookings import withdrawals  # bookings build on the catalog, not the reverse
+
     resource = get_resource(session, actor, model, resource_id)
     _check_writer(actor, resource.unit_id)
     kind = UnavailabilityKind.LEAVE if model is Expert else UnavailabilityKind.MAINTENANCE
+    # Serialise with bookings of this resource: none may slip in between check and insert.
+    session.scalar(select(Resource.id).where(Resource.id == resource.id).with_for_update())
+    hit = withdrawals.overlapping(session, resource.id, [(data.start, data.end)])
+    what = "the leave" if kind == UnavailabilityKind.LEAVE else "the blackout"
+    withdrawals.refuse_unless_forced(hit, force=data.force, what=what)
     period = Unavailability(
         resource_id=resource.id, kind=kind.value, start=data.start, end=data.end, note=data.note
     )
@@ -459,8 +470,11 @@ def add_unavailability(
         f"{kind.value}.create",
         period,
         unit_id=resource.unit_id,
-        after=snapshot(period),
+        after=snapshot(period, released=[str(b.id) for b in hit]),
     )
+    # The note may be private: the bookings' reason (seen by borrowers) does not quote it.
+    why = "on leave" if kind == UnavailabilityKind.LEAVE else "in maintenance"
+    withdrawals.release(session, actor, hit, f"{resource.name} is {why} then")
     return period
 
 

@@ -3,6 +3,10 @@
 An import replaces the previous one as a whole, in one transaction: the expert's earlier
 ``imported`` unavailability rows go, the new busy intervals come. Leave and other periods
 are left alone. Only managers of the expert's own unit (or admins) import.
+
+Busy time over the expert's live bookings is refused (409 ``affects_bookings``, nothing
+written) unless the caller forces it (``?force=true``): then those bookings are released in
+the same transaction (``app.bookings.withdrawals``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.audit.services import record
 from app.auth.actor import Actor
 from app.auth.models import Role
+from app.bookings import withdrawals
 from app.bookings.rules import lock_resource
 from app.catalog.models import Expert, Unavailability, UnavailabilityKind
 from app.catalog.services import get_resource
@@ -42,10 +47,18 @@ class BusyImport:
     window_end: datetime
     busy: list[BusyInterval]
     replaced: int
+    released: list[uuid.UUID]
+    """Bookings the import released (only when forced)."""
 
 
 def import_busy(
-    session: Session, actor: Actor, expert_id: uuid.UUID, upload: bytes, *, now: datetime
+    session: Session,
+    actor: Actor,
+    expert_id: uuid.UUID,
+    upload: bytes,
+    *,
+    now: datetime,
+    force: bool = False,
 ) -> BusyImport:
     """Replace an expert's imported busy time with the busy events of ``upload``."""
     expert = get_resource(session, actor, Expert, expert_id)
@@ -69,6 +82,8 @@ def import_busy(
     # Serialise with bookings of this expert: a booking checked against the old import must
     # not commit after the new one.
     lock_resource(session, expert.id)
+    hit = withdrawals.overlapping(session, expert.id, [(iv.start, iv.end) for iv in busy])
+    withdrawals.refuse_unless_forced(hit, force=force, what="the imported busy time")
     deleted = session.execute(
         delete(Unavailability).where(
             Unavailability.resource_id == expert.id,
@@ -98,6 +113,10 @@ def import_busy(
             "intervals": len(busy),
             "replaced": replaced,
             "window": [window_start.isoformat(), window_end.isoformat()],
+            "released": [str(b.id) for b in hit],
         },
     )
-    return BusyImport(expert.id, window_start, window_end, busy, replaced)
+    withdrawals.release(session, actor, hit, f"{expert.name} is busy then (imported calendar)")
+    return BusyImport(
+        expert.id, window_start, window_end, busy, replaced, released=[b.id for b in hit]
+    )

@@ -183,7 +183,9 @@ class BusyImportController(Controller):
         f"`Content-Type: text/calendar` (at most {busy.MAX_UPLOAD_BYTES} bytes). Busy events "
         "from a day ago to 18 months ahead are read, repeating ones expanded, free and "
         "cancelled ones skipped; they block booking the expert. The previous import is "
-        "replaced as a whole.",
+        "replaced as a whole. Busy time over the expert's live bookings is refused with 409 "
+        "`affects_bookings` (listed in `conflicts`) unless `force=true`: then those bookings "
+        "are released (a request they serve goes back to open).",
         dependencies={"upload": Provide(read_upload)},
     )
     def import_busy(
@@ -193,13 +195,19 @@ class BusyImportController(Controller):
         db_session: Session,
         expert_id: uuid.UUID,
         upload: bytes,
+        force: Annotated[
+            bool, Parameter(description="Release live bookings the busy time falls over")
+        ] = False,
     ) -> BusyImportRead:
-        done = busy.import_busy(db_session, actor, expert_id, upload, now=_clock(request))
+        done = busy.import_busy(
+            db_session, actor, expert_id, upload, now=_clock(request), force=force
+        )
         return BusyImportRead(
             expert_id=done.expert_id,
             window_start=done.window_start,
             window_end=done.window_end,
             imported=len(done.busy),
             replaced=done.replaced,
+            released=done.released,
             busy=[(iv.start, iv.end) for iv in done.busy],
         )

@@ -68,3 +68,5 @@ class BusyImportRead(Schema):
     replaced: int
     """Intervals of the previous import that were removed."""
     busy: list[tuple[datetime, datetime]]
+    released: list[uuid.UUID] = []
+    """Bookings released because the busy time falls over them (``force=true`` only)."""
