@@ -44,6 +44,30 @@ def run_starts(free: int, length: int) -> int:
     return result
 
 
+@dataclass(frozen=True)
+class Cap:
+    """A capacity window of one resource, ready for counting (see `CapWindow`)."""
+
+    start: int
+    end: int
+    limit: int
+    borrowers: frozenset[str] | None
+    """Units it counts; None: every unit but the resource's home unit."""
+
+    def overlap(self, start: int, end: int) -> int:
+        """Time units of [start, end) inside the window."""
+        return max(0, min(end, self.end) - max(start, self.start))
+
+    def forbidden_starts(self, duration: int, room: int) -> int:
+        """Starts t (bit set) at which [t, t + duration) would put more than `room` units
+        inside the window: those whose overlap, rising then falling with t, exceeds it."""
+        if room < 0:
+            return ~0
+        if room >= min(duration, self.end - self.start):
+            return 0
+        return span_mask(max(0, self.start - duration + room + 1), self.end - room)
+
+
 @dataclass
 class Prepared:
     """Per-instance lookups: indices, eligibility, fixed calendars, windows."""
@@ -60,8 +84,9 @@ class Prepared:
     """Per resource: pinned bookings that may not be displaced (what a block may not meet)."""
     buffers: list[tuple[int, int]]
     """Per resource: (set-up, tear-down) in time units."""
-    pinned_lent: list[int]
-    """Per resource: time units already lent to other units by pinned bookings."""
+    caps: list[list[Cap]]
+    """Per resource: its capacity windows, the lending-cap shorthand as one over the
+    horizon whose limit is what pinned loans left."""
     pinned_end: dict[str, int]
     """Pinned request id -> latest end of its pinned bookings."""
     matching: list[list[list[int]]]
@@ -84,6 +109,19 @@ class Prepared:
         """Whether serving `request` with `resource` lends it out of its home unit."""
         inst = self.instance
         return inst.resources[resource].home_unit != inst.requests[request].unit
+
+    def caps_of(self, request: int, resource: int) -> list[int]:
+        """Indices of `resource`'s capacity windows that count `request`'s use of it."""
+        caps = self.caps[resource]
+        if not caps:
+            return []
+        unit = self.instance.requests[request].unit
+        home = self.instance.resources[resource].home_unit
+        return [
+            w
+            for w, cap in enumerate(caps)
+            if (unit != home if cap.borrowers is None else unit in cap.borrowers)
+        ]
 
     def buffered(self, resource: int) -> bool:
         """Whether assignments of `resource` block more than their own span."""
@@ -196,7 +234,7 @@ def prepare(instance: Instance) -> Prepared:
         unavailable=unavailable,
         pinned_busy=pinned_busy,
         buffers=[(res.setup, res.teardown) for res in instance.resources],
-        pinned_lent=pinned_lent,
+        caps=cap_windows(instance, pinned_lent),
         pinned_end=pinned_end,
         matching=matching,
         eligible=eligible,
@@ -204,6 +242,26 @@ def prepare(instance: Instance) -> Prepared:
         windows=windows,
         prices=prices,
     )
+
+
+def cap_windows(instance: Instance, pinned_lent: list[int]) -> list[list[Cap]]:
+    """Per resource: its capacity windows; `lending_cap` becomes one over the horizon for
+    every unit but the home unit, less what pinned bookings already lent (`pinned_lent`)."""
+    out = []
+    for k, res in enumerate(instance.resources):
+        caps = [
+            Cap(
+                w.start,
+                w.end,
+                w.limit,
+                None if w.borrowers is None else frozenset(w.borrowers),
+            )
+            for w in res.caps
+        ]
+        if res.lending_cap is not None:
+            caps.append(Cap(0, instance.horizon, max(0, res.lending_cap - pinned_lent[k]), None))
+        out.append(caps)
+    return out
 
 
 def resource_price(request: Request, resource: Resource) -> int:

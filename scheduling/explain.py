@@ -148,14 +148,8 @@ def _capacity_reasons(
         for k in group:
             mask = occ.start_mask(r, k, lo, hi)
             with_caps |= mask
-            res = inst.resources[k]
-            if (
-                not mask
-                and res.lending_cap is not None
-                and prep.borrowed(r, k)
-                and occ.lent[k] + request.duration > res.lending_cap
-            ):
-                capped.append(res.id)
+            if not mask and occ.start_mask(r, k, lo, hi, caps=False):
+                capped.append(inst.resources[k].id)
         if with_caps and requirement.quantity == 1:
             continue
         if capped:

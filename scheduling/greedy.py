@@ -36,7 +36,8 @@ class Occupancy:
         """Per resource: where an assignment's own span may not be (bit set)."""
         self.blocks = list(prep.pinned_busy)
         """Per resource: pinned bookings and placed blocks (set-up and tear-down included)."""
-        self.lent = list(prep.pinned_lent)
+        self.used = [[0] * len(caps) for caps in prep.caps]
+        """Per resource and capacity window: time units the placements use inside it."""
         self.spent: dict[str, int] = {}
         self.placed: dict[int, Placement] = {}
 
@@ -48,8 +49,8 @@ class Occupancy:
         for k in p.resources:
             self.busy[k] |= mask
             self.blocks[k] |= span_mask(*self.prep.block(k, p.start, p.end))
-            if self.prep.borrowed(p.request, k):
-                self.lent[k] += p.end - p.start
+            for w in self.prep.caps_of(p.request, k):
+                self.used[k][w] += self.prep.caps[k][w].overlap(p.start, p.end)
         project = inst.requests[p.request].project
         self.spent[project] = self.spent.get(project, 0) + p.cost
         self.placed[p.request] = p
@@ -62,8 +63,8 @@ class Occupancy:
         for k in p.resources:
             self.busy[k] &= ~mask
             self.blocks[k] &= ~span_mask(*self.prep.block(k, p.start, p.end))
-            if self.prep.borrowed(p.request, k):
-                self.lent[k] -= p.end - p.start
+            for w in self.prep.caps_of(p.request, k):
+                self.used[k][w] -= self.prep.caps[k][w].overlap(p.start, p.end)
         project = inst.requests[p.request].project
         self.spent[project] -= p.cost
         return p
@@ -83,7 +84,7 @@ class Occupancy:
                 *self.prep.block(k, p.start, p.end)
             ):
                 return False
-            if not self._cap_ok(p.request, k):
+            if (1 << p.start) & self.cap_forbidden(p.request, k):
                 return False
         return self._budget_ok(p.request, p.cost)
 
@@ -102,12 +103,14 @@ class Occupancy:
             lo = max(lo, self.placed[d].end)
         return lo, hi
 
-    def _cap_ok(self, r: int, k: int) -> bool:
-        resource = self.prep.instance.resources[k]
-        if resource.lending_cap is None or not self.prep.borrowed(r, k):
-            return True
+    def cap_forbidden(self, r: int, k: int) -> int:
+        """Starts (bit set) at which request r would overrun a capacity window of k."""
         duration = self.prep.instance.requests[r].duration
-        return self.lent[k] + duration <= resource.lending_cap
+        forbidden = 0
+        for w in self.prep.caps_of(r, k):
+            cap = self.prep.caps[k][w]
+            forbidden |= cap.forbidden_starts(duration, cap.limit - self.used[k][w])
+        return forbidden
 
     def _budget_ok(self, r: int, cost: int) -> bool:
         inst = self.prep.instance
@@ -115,13 +118,15 @@ class Occupancy:
         budget = inst.budgets.get(project)
         return budget is None or self.spent.get(project, 0) + cost <= budget
 
-    def start_mask(self, r: int, k: int, lo: int, hi: int) -> int:
-        """Start times in [lo, hi - duration] at which resource k is free for request r."""
+    def start_mask(self, r: int, k: int, lo: int, hi: int, caps: bool = True) -> int:
+        """Start times in [lo, hi - duration] at which resource k is free for request r
+        (and, with `caps`, within its capacity windows)."""
         duration = self.prep.instance.requests[r].duration
-        if hi - lo < duration or not self._cap_ok(r, k):
+        if hi - lo < duration:
             return 0
         starts = self.prep.starts(k, duration, self.busy[k], self.blocks[k])
-        return starts & span_mask(lo, hi - duration + 1)
+        starts &= span_mask(lo, hi - duration + 1)
+        return starts & ~self.cap_forbidden(r, k) if caps else starts
 
     def find(self, r: int, key: ResourceKey, latest_first: bool = False) -> Placement | None:
         """The earliest feasible placement of request r choosing resources by `key`."""

@@ -245,7 +245,7 @@ def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> tup
     status = solver.solve(model)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         chosen = {r for r in rs if solver.boolean_value(take[r])}
-        return int(solver.best_objective_bound), chosen
+        return int(solver.best_objective_bound + 1e-6), chosen
     return sum(inst.requests[r].weight for r in rs), set()
 
 

@@ -28,7 +28,8 @@ class Scope:
     """Per resource: time units taken by unavailability, pins and fixed assignments."""
     blocks: list[int]
     """Per resource: pins and fixed assignments' blocks (set-up and tear-down included)."""
-    lent: list[int]
+    used: list[list[int]]
+    """Per resource and capacity window: time units the fixed assignments use inside it."""
     spent: dict[str, int]
     windows: dict[int, tuple[int, int]]
     """Per request: (earliest start, latest end), after fixed dependencies and dependants."""
@@ -127,7 +128,7 @@ def build_model(prep: Prepared, scope: Scope) -> AllocationModel:
     add_no_overlap(m)
     add_dependencies(m)
     add_budgets(m)
-    add_lending_caps(m)
+    add_caps(m)
     return m
 
 
@@ -276,17 +277,41 @@ def add_budgets(m: AllocationModel) -> None:
             m.model.add(sum(prices) <= budget - m.scope.spent.get(project, 0))
 
 
-def add_lending_caps(m: AllocationModel) -> None:
-    """Time lent to other units stays within each resource's lending cap."""
+def add_caps(m: AllocationModel) -> None:
+    """Within each capacity window, the parts of the assignments it counts stay within
+    its limit (less what fixed assignments already use there)."""
     inst = m.prep.instance
-    by_resource: dict[int, list[cp_model.LinearExprT]] = {}
+    overlaps: dict[tuple[int, int, int], cp_model.IntVar] = {}
+    loads: dict[tuple[int, int], list[cp_model.LinearExprT]] = {}
     for (r, k), u in m.uses.items():
-        if inst.resources[k].lending_cap is not None and m.prep.borrowed(r, k):
-            by_resource.setdefault(k, []).append(inst.requests[r].duration * u)
-    for k, loans in by_resource.items():
-        cap = inst.resources[k].lending_cap
-        assert cap is not None
-        m.model.add(sum(loans) <= max(0, cap - m.scope.lent[k]))
+        duration = inst.requests[r].duration
+        lo, hi = m.scope.windows[r]
+        for w in m.prep.caps_of(r, k):
+            cap = m.prep.caps[k][w]
+            if hi <= cap.start or lo >= cap.end:
+                continue  # the request cannot meet the window
+            load = loads.setdefault((k, w), [])
+            if cap.start <= lo and hi <= cap.end:
+                load.append(duration * u)  # wholly inside, wherever it starts
+                continue
+            # It may straddle a window boundary: count only its part inside.
+            key = (r, cap.start, cap.end)
+            if key not in overlaps:
+                overlaps[key] = _overlap_var(m, r, cap.start, cap.end)
+            part = m.model.new_int_var(0, duration, f"part[{inst.requests[r].id},{k},{w}]")
+            m.model.add(part >= overlaps[key]).only_enforce_if(u)
+            load.append(part)
+    for (k, w), load in loads.items():
+        room = m.prep.caps[k][w].limit - m.scope.used[k][w]
+        m.model.add(sum(load) <= max(0, room))
+
+
+def _overlap_var(m: AllocationModel, r: int, lo: int, hi: int) -> cp_model.IntVar:
+    """|[start, end) of request r  ∩ [lo, hi)| when it meets it (negative when it does not)."""
+    duration = m.prep.instance.requests[r].duration
+    var = m.model.new_int_var(-m.prep.instance.horizon, duration, f"overlap[{r},{lo},{hi}]")
+    m.model.add_min_equality(var, [duration, m.end[r] - lo, hi - m.start[r], hi - lo])
+    return var
 
 
 def add_fairness(m: AllocationModel) -> cp_model.IntVar:

@@ -25,9 +25,9 @@ from scheduling.greedy import Placement
 from scheduling.model import (
     AllocationModel,
     Scope,
+    add_caps,
     add_dependencies,
     add_hold,
-    add_lending_caps,
     add_requests_and_windows,
     add_resource_no_overlap,
     busy_runs,
@@ -138,7 +138,7 @@ def build_pooled_model(prep: Prepared, scope: Scope) -> PooledModel:
     add_pooled_capacity(m)
     add_dependencies(m)
     add_pooled_budgets(m)
-    add_lending_caps(m)  # capped resources are singleton classes, held through m.uses
+    add_caps(m)  # capped resources are singleton classes, held through m.uses
     return m
 
 

@@ -13,6 +13,7 @@ Makespan mode (benchmarks) makes every request mandatory and minimises the lates
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -209,7 +210,7 @@ def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
     inst = prep.instance
     busy = list(occ.busy)
     blocks = list(occ.blocks)
-    lent = list(occ.lent)
+    used = [list(row) for row in occ.used]
     spent = dict(occ.spent)
     for r in free:
         p = occ.placed.get(r)
@@ -219,8 +220,8 @@ def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
         for k in p.resources:
             busy[k] &= ~mask
             blocks[k] &= ~span_mask(*prep.block(k, p.start, p.end))
-            if prep.borrowed(r, k):
-                lent[k] -= p.end - p.start
+            for w in prep.caps_of(r, k):
+                used[k][w] -= prep.caps[k][w].overlap(p.start, p.end)
         project = inst.requests[r].project
         spent[project] -= p.cost
     windows = {}
@@ -250,7 +251,7 @@ def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
         requests=sorted(free),
         busy=busy,
         blocks=blocks,
-        lent=lent,
+        used=used,
         spent=spent,
         windows=windows,
         forced=forced,
@@ -317,7 +318,7 @@ def _monolithic(
         gap = options.relative_gap_limit if name == "fulfilment" else 0.0
         solver, found, optimal = _run_stage(m, options, name, seconds, gap)
         if name == "fulfilment":
-            bound = int(solver.best_objective_bound) if found or optimal else None
+            bound = int(solver.best_objective_bound + 1e-6) if found or optimal else None
         if not found:
             all_optimal = False
             break
@@ -443,7 +444,7 @@ def _solve_makespan(instance: Instance, options: SolveOptions) -> Plan:
     plan_status: Literal["optimal", "feasible", "fallback"] = "fallback"
     bound = 0
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        bound = int(solver.best_objective_bound)
+        bound = math.ceil(solver.best_objective_bound - 1e-6)
         found = Occupancy(prep)
         try:
             placements = m.placements(solver)

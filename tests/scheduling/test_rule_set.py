@@ -2,7 +2,9 @@
 tear-down buffers, capacity windows, displaceable pinned bookings."""
 
 from scheduling import (
+    Agreement,
     Assignment,
+    CapWindow,
     PinnedBooking,
     Plan,
     ReasonCode,
@@ -104,3 +106,59 @@ def test_check_plan_measures_blocks_not_spans() -> None:
     ]
     plan = solved(instance([expert()], [])).model_copy(update={"assignments": close})
     assert any("a [0, 5) overlaps b [4, 10)" in v for v in check_plan(inst, plan))
+
+
+# ---- capacity windows -------------------------------------------------------------------
+
+LOAN = [Agreement(lender="home", borrower="b"), Agreement(lender="home", borrower="c")]
+
+
+def test_a_capacity_window_limits_loans_inside_it_not_home_use() -> None:
+    cap = CapWindow(start=0, end=12, limit=4)
+    reqs = [request(f"b{i}", unit="b", window_end=12) for i in range(2)]
+    reqs.append(request("own", unit="home", window_end=12))
+    inst = instance([expert("e1", unit="home", caps=[cap])], reqs, agreements=LOAN)
+    for plan in every_plan(inst):
+        served = sorted(a.request_id for a in plan.assignments)
+        assert served in (["b0", "own"], ["b1", "own"])
+
+
+def test_only_the_part_inside_a_window_counts_when_a_request_straddles_it() -> None:
+    # Two months of 10 units with 2 units left in each: a 4-unit loan fits only across the
+    # boundary, 2 units in each month (start 8).
+    caps = [CapWindow(start=0, end=10, limit=2), CapWindow(start=10, end=20, limit=2)]
+    inst = instance(
+        [expert("e1", unit="home", caps=caps)],
+        [request("r1", unit="b", window_end=20)],
+        agreements=LOAN,
+    )
+    for plan in every_plan(inst):
+        assert [(a.start, a.end) for a in plan.assignments] == [(8, 12)]
+
+
+def test_an_agreement_window_counts_only_its_borrower() -> None:
+    cap = CapWindow(start=0, end=24, limit=0, borrowers=["b"])
+    inst = instance(
+        [expert("e1", unit="home", caps=[cap])],
+        [request("by_b", unit="b"), request("by_c", unit="c")],
+        agreements=LOAN,
+    )
+    for plan in every_plan(inst):
+        assert [a.request_id for a in plan.assignments] == ["by_c"]
+
+
+def test_pinned_loans_count_against_lending_cap_but_not_against_windows() -> None:
+    pin = PinnedBooking(id="p", resource_id="e1", start=0, end=4, unit="b")
+    windowed = expert("e1", unit="home", caps=[CapWindow(start=0, end=24, limit=4)])
+    shorthand = expert("e1", unit="home", lending_cap=4)
+    reqs = [request("r1", unit="b")]
+    assert solved(instance([windowed], reqs, pinned=[pin], agreements=LOAN)).assignments
+    assert not solved(instance([shorthand], reqs, pinned=[pin], agreements=LOAN)).assignments
+
+
+def test_check_plan_counts_the_part_inside_each_window() -> None:
+    caps = [CapWindow(start=0, end=10, limit=2)]
+    inst = instance([expert("e1", unit="home", caps=caps)], [request(unit="b")], agreements=LOAN)
+    at_7 = Assignment(request_id="r1", resource_ids=["e1"], start=7, end=11)
+    plan = solved(inst).model_copy(update={"assignments": [at_7]})
+    assert any("serves 3 in [0, 10) over its cap 2" in v for v in check_plan(inst, plan))
