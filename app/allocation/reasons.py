@@ -187,8 +187,8 @@ def _message(
         ),
         scheduling.ReasonCode.NO_CAPACITY: lambda: _capacity(who, what, titles, reason),
         scheduling.ReasonCode.LENDING_CAP: lambda: (
-            f"{who} may not be lent more in {when}: the cap leaves "
-            f"{_hours(reason.amount or 0, clock)} there"
+            f"{who} may not be lent more in {_month(window)}: the monthly cap "
+            f"(lending share or agreement hours) leaves {_hours(reason.amount or 0, clock)}"
         ),
         scheduling.ReasonCode.BUDGET_SHORT: lambda: (
             f"the project's available funds are short by {reason.amount} (minor units) of the "
@@ -204,6 +204,13 @@ def _message(
     }
     text = texts.get(reason.code)
     return text() if text is not None else reason.message
+
+
+def _month(window: dict[str, Any] | None) -> str:
+    if window is None:
+        return "that month"
+    local = datetime.fromisoformat(window["start"]).astimezone(ZoneInfo(window["time_zone"]))
+    return local.strftime("%B %Y")
 
 
 def _capacity(who: str, what: str, titles: str, reason: scheduling.Reason) -> str:
