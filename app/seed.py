@@ -194,6 +194,8 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
     for i in range(30):
         code = codes[i % len(codes)]
         held = rng.sample(SKILLS, rng.randint(1, 3))
+        if i < 2 and "Drone piloting" not in held:
+            held.append("Drone piloting")  # FEA's and CSO's pilots: drones fly with one
         expert = catalog.create_expert(
             session,
             SYSTEM,
