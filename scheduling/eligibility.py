@@ -84,6 +84,8 @@ class Prepared:
     """Per resource: pinned bookings that may not be displaced (what a block may not meet)."""
     buffers: list[tuple[int, int]]
     """Per resource: (set-up, tear-down) in time units."""
+    displaceable: list[list[int]]
+    """Per resource: indices (into `instance.pinned`) of its displaceable pinned bookings."""
     caps: list[list[Cap]]
     """Per resource: its capacity windows, the lending-cap shorthand as one over the
     horizon whose limit is what pinned loans left."""
@@ -109,6 +111,12 @@ class Prepared:
         """Whether serving `request` with `resource` lends it out of its home unit."""
         inst = self.instance
         return inst.resources[resource].home_unit != inst.requests[request].unit
+
+    def pin_mask(self, pin: int) -> int:
+        """The span of pinned booking `pin` (an index into `instance.pinned`), as a bit set."""
+        booking = self.instance.pinned[pin]
+        horizon = self.instance.horizon
+        return span_mask(min(booking.start, horizon), min(booking.end, horizon))
 
     def caps_of(self, request: int, resource: int) -> list[int]:
         """Indices of `resource`'s capacity windows that count `request`'s use of it."""
@@ -184,9 +192,12 @@ def prepare(instance: Instance) -> Prepared:
     pinned_busy = [0] * len(instance.resources)
     pinned_lent = [0] * len(instance.resources)
     pinned_end: dict[str, int] = {}
-    for pin in instance.pinned:
+    displaceable: list[list[int]] = [[] for _ in instance.resources]
+    for p, pin in enumerate(instance.pinned):
         k = resource_index[pin.resource_id]
-        if not pin.displaceable:
+        if pin.displaceable:
+            displaceable[k].append(p)
+        else:
             pinned_busy[k] |= span_mask(min(pin.start, horizon), min(pin.end, horizon))
         if pin.unit is not None and pin.unit != instance.resources[k].home_unit:
             pinned_lent[k] += pin.end - pin.start
@@ -234,6 +245,7 @@ def prepare(instance: Instance) -> Prepared:
         unavailable=unavailable,
         pinned_busy=pinned_busy,
         buffers=[(res.setup, res.teardown) for res in instance.resources],
+        displaceable=displaceable,
         caps=cap_windows(instance, pinned_lent),
         pinned_end=pinned_end,
         matching=matching,
@@ -280,6 +292,26 @@ def assignment_cost(instance: Instance, request: Request, resource_ids: list[str
 def budget_of(instance: Instance, request: Request) -> int | None:
     """The available budget of the request's project, or None if unlimited."""
     return instance.budgets.get(request.project)
+
+
+def displaced_pins(instance: Instance, assignments: list[Assignment]) -> list[str]:
+    """Ids of the displaceable pinned bookings some assignment's block overlaps, sorted."""
+    pins: dict[str, list[tuple[int, int, str]]] = {}
+    for pin in instance.pinned:
+        if pin.displaceable:
+            pins.setdefault(pin.resource_id, []).append((pin.start, pin.end, pin.id))
+    if not pins:
+        return []
+    buffers = {r.id: (r.setup, r.teardown) for r in instance.resources if r.id in pins}
+    out: set[str] = set()
+    for a in assignments:
+        for resource_id in a.resource_ids:
+            if resource_id not in pins:
+                continue
+            setup, teardown = buffers[resource_id]
+            lo, hi = max(0, a.start - setup), min(instance.horizon, a.end + teardown)
+            out.update(ident for start, end, ident in pins[resource_id] if start < hi and lo < end)
+    return sorted(out)
 
 
 def is_kept(published: Assignment, current: Assignment | None) -> bool:

@@ -40,6 +40,10 @@ class Occupancy:
         """Per resource and capacity window: time units the placements use inside it."""
         self.spent: dict[str, int] = {}
         self.placed: dict[int, Placement] = {}
+        self.displaced: dict[int, set[int]] = {}
+        """Displaceable pin (index into `instance.pinned`) -> placed requests whose block
+        overlaps it (an entry only while some do)."""
+        self._may_displace = any(prep.displaceable)
 
     # -- bookkeeping -------------------------------------------------------------------
     def place(self, p: Placement) -> None:
@@ -51,6 +55,8 @@ class Occupancy:
             self.blocks[k] |= span_mask(*self.prep.block(k, p.start, p.end))
             for w in self.prep.caps_of(p.request, k):
                 self.used[k][w] += self.prep.caps[k][w].overlap(p.start, p.end)
+            for pin in self._pins_met(k, p):
+                self.displaced.setdefault(pin, set()).add(p.request)
         project = inst.requests[p.request].project
         self.spent[project] = self.spent.get(project, 0) + p.cost
         self.placed[p.request] = p
@@ -65,6 +71,10 @@ class Occupancy:
             self.blocks[k] &= ~span_mask(*self.prep.block(k, p.start, p.end))
             for w in self.prep.caps_of(p.request, k):
                 self.used[k][w] -= self.prep.caps[k][w].overlap(p.start, p.end)
+            for pin in self._pins_met(k, p):
+                self.displaced[pin].discard(p.request)
+                if not self.displaced[pin]:
+                    del self.displaced[pin]
         project = inst.requests[p.request].project
         self.spent[project] -= p.cost
         return p
@@ -87,6 +97,21 @@ class Occupancy:
             if (1 << p.start) & self.cap_forbidden(p.request, k):
                 return False
         return self._budget_ok(p.request, p.cost)
+
+    def _pins_met(self, k: int, p: Placement) -> list[int]:
+        """Displaceable pins of resource k that placement p's block overlaps."""
+        if not self.prep.displaceable[k]:
+            return []
+        block = span_mask(*self.prep.block(k, p.start, p.end))
+        return [pin for pin in self.prep.displaceable[k] if self.prep.pin_mask(pin) & block]
+
+    def guard(self, k: int) -> int:
+        """Displaceable pins of resource k that nothing displaces yet (bit set)."""
+        mask = 0
+        for pin in self.prep.displaceable[k]:
+            if pin not in self.displaced:
+                mask |= self.prep.pin_mask(pin)
+        return mask
 
     # -- queries -------------------------------------------------------------------------
     def window(self, r: int) -> tuple[int | None, int]:
@@ -118,18 +143,35 @@ class Occupancy:
         budget = inst.budgets.get(project)
         return budget is None or self.spent.get(project, 0) + cost <= budget
 
-    def start_mask(self, r: int, k: int, lo: int, hi: int, caps: bool = True) -> int:
+    def start_mask(
+        self, r: int, k: int, lo: int, hi: int, caps: bool = True, displace: bool = True
+    ) -> int:
         """Start times in [lo, hi - duration] at which resource k is free for request r
-        (and, with `caps`, within its capacity windows)."""
+        (with `caps`, within its capacity windows; without `displace`, clear of the
+        displaceable pins nothing displaces yet)."""
         duration = self.prep.instance.requests[r].duration
         if hi - lo < duration:
             return 0
-        starts = self.prep.starts(k, duration, self.busy[k], self.blocks[k])
+        guard = 0 if displace else self.guard(k)
+        starts = self.prep.starts(k, duration, self.busy[k] | guard, self.blocks[k] | guard)
         starts &= span_mask(lo, hi - duration + 1)
         return starts & ~self.cap_forbidden(r, k) if caps else starts
 
     def find(self, r: int, key: ResourceKey, latest_first: bool = False) -> Placement | None:
-        """The earliest feasible placement of request r choosing resources by `key`."""
+        """The earliest feasible placement of request r choosing resources by `key`;
+        displacing a displaceable pinned booking only if nothing fits without."""
+        found = self._find(r, key, latest_first, displace=False)
+        if (
+            found is None
+            and self._may_displace
+            and any(self.prep.displaceable[k] for k in self.prep.candidates(r))
+        ):
+            found = self._find(r, key, latest_first, displace=True)
+        return found
+
+    def _find(
+        self, r: int, key: ResourceKey, latest_first: bool, displace: bool
+    ) -> Placement | None:
         prep = self.prep
         inst = prep.instance
         request = inst.requests[r]
@@ -141,7 +183,7 @@ class Occupancy:
         for group in groups:
             for k in group:
                 if k not in masks:
-                    masks[k] = self.start_mask(r, k, lo, hi)
+                    masks[k] = self.start_mask(r, k, lo, hi, displace=displace)
         feasible = span_mask(lo, hi - request.duration + 1)
         for group in groups:
             union = 0

@@ -147,12 +147,14 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         before = sum(inst.requests[r].weight for r in free if r in occ.placed)
         m = build_model(prep, scope)
         m.hint([occ.placed[r] for r in free if r in occ.placed])
-        if inst.published:
-            # Fulfilment first, then fewest moves of the published plan (weights equivalent
-            # to the lexicographic order: one unit of weight outweighs every move here).
-            scale = len(free) + 1
+        if inst.published or m.kept:
+            # Fulfilment first, then fewest moves of the published plan and displaced pins
+            # (weights equivalent to the lexicographic order: one unit of weight outweighs
+            # every move here).
+            scale = len(free) + len(m.kept) + 1
             moves = add_moves(m)
-            before = scale * before - _moves(prep, occ, free)
+            displaced = sum(1 for pin in m.kept if pin in occ.displaced)
+            before = scale * before - _moves(prep, occ, free) - displaced
             m.model.maximize(cp_model.LinearExpr.sum([scale * m.fulfilment(), -1 * moves]))
         else:
             m.model.maximize(m.fulfilment())

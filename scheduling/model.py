@@ -35,6 +35,9 @@ class Scope:
     """Per request: (earliest start, latest end), after fixed dependencies and dependants."""
     forced: set[int] = field(default_factory=set)
     """Requests that must be present (mandatory, or fixed requests depend on them)."""
+    open_pins: set[int] = field(default_factory=set)
+    """Displaceable pins (indices into `instance.pinned`) no fixed assignment displaces:
+    the model decides whether to keep them."""
 
 
 @dataclass
@@ -54,6 +57,8 @@ class AllocationModel:
     """Resource -> its assignments' own spans."""
     by_block: dict[int, list[cp_model.IntervalVar]] = field(default_factory=dict)
     """Buffered resource -> its assignments' blocks (set-up and tear-down included)."""
+    kept: dict[int, cp_model.IntVar] = field(default_factory=dict)
+    """Open displaceable pin -> whether it stays (its interval is then in the no-overlap)."""
     makespan: cp_model.IntVar | None = None
 
     # ---- objective terms ------------------------------------------------------------
@@ -116,8 +121,22 @@ class AllocationModel:
                     put(var, int(on))
         if self.makespan is not None:
             put(self.makespan, max((p.end for p in placements), default=0))
+        for pin, kept in self.kept.items():
+            put(kept, int(not displaces_pin(self.prep, placements, pin)))
         for var, value in values.values():
             self.model.add_hint(var, value)
+
+
+def displaces_pin(prep: Prepared, placements: list[Placement], pin: int) -> bool:
+    """Whether some placement's block overlaps displaceable pin `pin`."""
+    booking = prep.instance.pinned[pin]
+    k = prep.resource_index[booking.resource_id]
+    return any(
+        k in p.resources
+        and prep.block(k, p.start, p.end)[0] < booking.end
+        and booking.start < prep.block(k, p.start, p.end)[1]
+        for p in placements
+    )
 
 
 def build_model(prep: Prepared, scope: Scope) -> AllocationModel:
@@ -229,14 +248,33 @@ def add_resource_no_overlap(m: AllocationModel, k: int, lo: int, hi: int) -> Non
     """Resource k's assignments (requests' windows within [lo, hi)) against each other and
     its fixed calendar: without buffers, one no-overlap of spans against `scope.busy`; with
     them, spans against unavailability and blocks against pins and fixed blocks."""
-    if not m.prep.buffered(k):
-        _no_overlap(m, k, m.by_resource[k], m.scope.busy[k], lo, hi)
-        return
     setup, teardown = m.prep.buffers[k]
+    pins = _kept_pins(m, k, lo - setup, hi + teardown)
+    if not m.prep.buffered(k):
+        _no_overlap(m, k, m.by_resource[k] + pins, m.scope.busy[k], lo, hi)
+        return
     # Unavailability binds the span only: set-up and tear-down may happen off hours.
     _no_overlap(m, k, m.by_resource[k], m.prep.unavailable[k], lo, hi)
-    blocks = m.by_block[k]
+    blocks = m.by_block[k] + pins
     _no_overlap(m, k, blocks, m.scope.blocks[k], max(0, lo - setup), hi + teardown)
+
+
+def _kept_pins(m: AllocationModel, k: int, lo: int, hi: int) -> list[cp_model.IntervalVar]:
+    """Resource k's open displaceable pins meeting [lo, hi), as intervals present while kept."""
+    out = []
+    for p in m.prep.displaceable[k]:
+        pin = m.prep.instance.pinned[p]
+        if p not in m.scope.open_pins or pin.end <= lo or pin.start >= hi:
+            continue
+        kept = m.kept.get(p)
+        if kept is None:
+            kept = m.kept[p] = m.model.new_bool_var(f"kept[{pin.id}]")
+        out.append(
+            m.model.new_optional_fixed_size_interval_var(
+                pin.start, pin.end - pin.start, kept, f"pin[{pin.id}]"
+            )
+        )
+    return out
 
 
 def _no_overlap(
@@ -333,9 +371,10 @@ def add_fairness(m: AllocationModel) -> cp_model.IntVar:
 
 
 def add_moves(m: AllocationModel) -> cp_model.LinearExprT:
-    """(3) Published assignments not kept exactly (same start, same resources)."""
+    """(3) Published assignments not kept exactly (same start, same resources), plus
+    displaceable pinned bookings displaced."""
     inst = m.prep.instance
-    moved: list[cp_model.LinearExprT] = []
+    moved: list[cp_model.LinearExprT] = [1 - kept for kept in m.kept.values()]
     for a in inst.published:
         r = m.prep.request_index.get(a.request_id)
         if r is None or r not in m.present:

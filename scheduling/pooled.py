@@ -31,6 +31,7 @@ from scheduling.model import (
     add_requests_and_windows,
     add_resource_no_overlap,
     busy_runs,
+    displaces_pin,
 )
 
 
@@ -102,6 +103,8 @@ class PooledModel(AllocationModel):
             put(var, counts.get(key, 0))
         if self.makespan is not None:
             put(self.makespan, max((p.end for p in placements), default=0))
+        for pin, kept in self.kept.items():
+            put(kept, int(not displaces_pin(self.prep, placements, pin)))
         for var, value in values.values():
             self.model.add_hint(var, value)
 
@@ -123,10 +126,15 @@ def resource_classes(prep: Prepared, scope: Scope) -> list[list[int]]:
             # Resources priced differently for some request are not identical for it.
             tuple(prep.price(r, k) for r, _i in wanted[k]),
             res.home_unit,
-            k if res.lending_cap is not None or res.caps or prep.buffered(k) else None,
+            k if res.caps or res.lending_cap is not None or _alone(prep, k) else None,
         )
         groups.setdefault(signature, []).append(k)
     return sorted(groups.values())
+
+
+def _alone(prep: Prepared, k: int) -> bool:
+    """Whether resource k has blocks or displaceable pins of its own (a class of one)."""
+    return prep.buffered(k) or bool(prep.displaceable[k])
 
 
 def build_pooled_model(prep: Prepared, scope: Scope) -> PooledModel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scheduling.check import check_plan
-from scheduling.eligibility import Prepared, is_kept
+from scheduling.eligibility import Prepared, displaced_pins, is_kept
 from scheduling.explain import explain
 from scheduling.schemas import Assignment, Instance, Objective, Plan, SolveStatus
 
@@ -51,6 +51,7 @@ def objective_of(instance: Instance, assignments: list[Assignment]) -> Objective
         for p in instance.published
         if p.request_id in by_id and not is_kept(p, current.get(p.request_id))
     )
+    moves += len(displaced_pins(instance, assignments))
     mandatory = all(r.mandatory for r in instance.requests) and bool(instance.requests)
     return Objective(
         fulfilled_weight=fulfilled,
@@ -85,6 +86,7 @@ def build_plan(
         gap = max(gap, 0.0)
     plan = Plan(
         assignments=assignments,
+        displaced=displaced_pins(instance, assignments),
         unallocated=explain(prep, assignments),
         objective=objective,
         bound=bound,

@@ -247,8 +247,13 @@ def scope_for(prep: Prepared, occ: Occupancy, free: set[int]) -> Scope:
                 forced.add(d)
                 lo, hi = windows[d]
                 windows[d] = (lo, min(hi, p.start))
+    # A displaceable pin that only free requests displace is the neighbourhood's to keep.
+    open_pins = {
+        pin for pins in prep.displaceable for pin in pins if occ.displaced.get(pin, set()) <= free
+    }
     return Scope(
         requests=sorted(free),
+        open_pins=open_pins,
         busy=busy,
         blocks=blocks,
         used=used,
@@ -300,7 +305,7 @@ def _monolithic(
         ("fulfilment", fulfilment, True, 0.5),
         ("fairness", fairness, True, 0.4),
     ]
-    if prep.instance.published:
+    if prep.instance.published or m.kept:
         stages.append(("moves", moves, False, 0.5))
     stages.append(("completion", finish, False, 1.0))
     bound: int | None = None

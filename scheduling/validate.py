@@ -31,6 +31,9 @@ def instance_problems(instance: Instance) -> list[tuple[str, str]]:
         for j, span in enumerate(resource.unavailable):
             if span.end <= span.start:
                 problems.append((f"resources[{i}].unavailable[{j}]", "end must be after start"))
+        for j, window in enumerate(resource.caps):
+            if window.end < window.start:
+                problems.append((f"resources[{i}].caps[{j}]", "end must not be before start"))
         for skill, level in resource.skills.items():
             if level < 0:
                 problems.append((f"resources[{i}].skills[{skill}]", "level must be >= 0"))

@@ -1,10 +1,15 @@
-"""Hypothesis-generated instances: every plan passes check_plan; results repeat when seeded."""
+"""Hypothesis-generated instances: every plan passes check_plan; results repeat when seeded.
+
+Instances carry the whole rule set: set-up and tear-down, capacity windows (some
+straddled by requests), per-request prices and displaceable pinned bookings.
+"""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduling import (
     Agreement,
+    CapWindow,
     Instance,
     PinnedBooking,
     Request,
@@ -20,6 +25,17 @@ from scheduling import (
 UNITS = ["u1", "u2", "u3"]
 SKILLS = ["a", "b"]
 HORIZON = 30
+
+
+@st.composite
+def cap_windows(draw: st.DrawFn) -> CapWindow:
+    start = draw(st.integers(0, HORIZON - 1))
+    return CapWindow(
+        start=start,
+        end=draw(st.integers(start + 1, HORIZON)),
+        limit=draw(st.integers(0, 10)),
+        borrowers=draw(st.none() | st.lists(st.sampled_from(UNITS), max_size=2, unique=True)),
+    )
 
 
 @st.composite
@@ -49,6 +65,9 @@ def instances(draw: st.DrawFn) -> Instance:
                 unavailable=gaps,
                 lending_cap=draw(st.none() | st.integers(0, 12)),
                 cost_rate=draw(st.integers(0, 3)),
+                setup=draw(st.integers(0, 2)),
+                teardown=draw(st.integers(0, 2)),
+                caps=draw(st.lists(cap_windows(), max_size=2)),
             )
         )
     requests = []
@@ -76,12 +95,28 @@ def instances(draw: st.DrawFn) -> Instance:
                 priority=draw(st.integers(1, 4)),
                 after=after,
                 arrival=draw(st.integers(0, 10)),
+                costs=draw(
+                    st.dictionaries(
+                        st.sampled_from([f"x{k}" for k in range(n_res)]), st.integers(0, 20)
+                    )
+                ),
             )
         )
     pinned = []
     if draw(st.booleans()):
         s = draw(st.integers(0, HORIZON - 3))
         pinned.append(PinnedBooking(id="pin", resource_id="x0", start=s, end=s + 2, unit="u2"))
+    for n in range(draw(st.integers(0, 2))):
+        s = draw(st.integers(0, HORIZON - 2))
+        pinned.append(
+            PinnedBooking(
+                id=f"movable{n}",
+                resource_id=f"x{draw(st.integers(0, n_res - 1))}",
+                start=s,
+                end=draw(st.integers(s + 1, HORIZON)),
+                displaceable=True,
+            )
+        )
     agreements = [
         Agreement(lender=a, borrower=b, needs_approval=draw(st.booleans()))
         for a in UNITS

@@ -162,3 +162,46 @@ def test_check_plan_counts_the_part_inside_each_window() -> None:
     at_7 = Assignment(request_id="r1", resource_ids=["e1"], start=7, end=11)
     plan = solved(inst).model_copy(update={"assignments": [at_7]})
     assert any("serves 3 in [0, 10) over its cap 2" in v for v in check_plan(inst, plan))
+
+
+# ---- displaceable pinned bookings -------------------------------------------------------
+
+
+def movable(id: str, start: int, end: int, resource: str = "e1") -> PinnedBooking:
+    return PinnedBooking(id=id, resource_id=resource, start=start, end=end, displaceable=True)
+
+
+def test_a_free_resource_is_preferred_over_displacing_a_booking() -> None:
+    inst = instance([expert("e1"), expert("e2")], [request()], pinned=[movable("b1", 0, 24)])
+    for plan in every_plan(inst):
+        (a,) = plan.assignments
+        assert a.resource_ids == ["e2"] and plan.displaced == []
+
+
+def test_a_booking_is_displaced_when_nothing_else_fits_and_counts_as_a_move() -> None:
+    inst = instance([expert("e1")], [request()], pinned=[movable("b1", 0, 24)])
+    for plan in every_plan(inst):
+        assert [a.request_id for a in plan.assignments] == ["r1"]
+        assert plan.displaced == ["b1"] and plan.objective.moves == 1
+
+
+def test_the_optimizer_displaces_as_few_bookings_as_it_can() -> None:
+    # [2, 6) would displace b1 and b2; [4, 8) only b2 (the tear-down meets nothing: b3 is
+    # not displaceable and starts at 9).
+    pins = [movable("b1", 0, 4), movable("b2", 4, 8)]
+    pins.append(PinnedBooking(id="b3", resource_id="e1", start=9, end=24))
+    e1 = expert("e1", teardown=1)
+    plan = solved(instance([e1], [request(window_start=2, window_end=8)], pinned=pins))
+    assert [(a.start, a.end) for a in plan.assignments] == [(4, 8)]
+    assert plan.displaced == ["b2"] and plan.objective.moves == 1
+
+
+def test_check_plan_wants_the_exact_displaced_list_and_keeps_fixed_pins() -> None:
+    pins = [movable("b1", 0, 2), PinnedBooking(id="b2", resource_id="e1", start=20, end=22)]
+    inst = instance([expert("e1")], [request("r1"), request("r2")], pinned=pins)
+    over_b1 = Assignment(request_id="r1", resource_ids=["e1"], start=0, end=4)
+    over_b2 = Assignment(request_id="r2", resource_ids=["e1"], start=18, end=22)
+    plan = solved(inst).model_copy(update={"assignments": [over_b1, over_b2], "displaced": []})
+    violations = check_plan(inst, plan)
+    assert any("displaced should be ['b1']" in v for v in violations)
+    assert any("overlaps pinned b2" in v for v in violations)
