@@ -5,6 +5,7 @@ CopoolError
 ├── NotAuthenticated    no valid API key
 ├── PermissionDenied    the actor's roles do not allow the action
 ├── InvalidInput        a value breaks a domain rule (names the field)
+│   └── Unprocessable   well-formed input the rules cannot carry out as asked (422)
 ├── Conflict            the change clashes with the current state (duplicate, overlap, retired)
 ├── IdempotencyMismatch the same Idempotency-Key was sent with another request
 └── Busy                the database is locked for longer than the configured timeout
@@ -49,6 +50,13 @@ class InvalidInput(CopoolError):
     """A value breaks a domain rule; ``field`` names it."""
 
     title = "Invalid input"
+
+
+class Unprocessable(InvalidInput):
+    """Well-formed input the rules cannot carry out as asked (a device that needs an operator
+    booked without one, an operator without the skill); ``field`` names what to change."""
+
+    title = "Unprocessable input"
 
 
 class Conflict(CopoolError):

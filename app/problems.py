@@ -23,6 +23,7 @@ STATUS: dict[type[errors.CopoolError], int] = {
     errors.NotFound: 404,
     errors.NotAuthenticated: 401,
     errors.PermissionDenied: 403,
+    errors.Unprocessable: 422,  # before its base class: the first match wins
     errors.InvalidInput: 400,
     errors.Conflict: 409,
     errors.IdempotencyMismatch: 422,
@@ -155,7 +156,8 @@ _DESCRIPTIONS = {
     403: "The caller's roles do not allow this",
     404: "No such object, or not visible to the caller",
     409: "Conflicts with the current state",
-    422: "Idempotency-Key reused with a different request",
+    422: "Idempotency-Key reused with a different request, or input the rules cannot "
+    "carry out as asked (e.g. `operator_required`); the problem names the field",
     503: "Database busy; retry",
 }
 

@@ -57,6 +57,9 @@ class BookingController(Controller):
         resource_id: uuid.UUID | None = None,
         project_id: uuid.UUID | None = None,
         request_id: uuid.UUID | None = None,
+        operator_for_id: Annotated[
+            uuid.UUID | None, Parameter(description="The operator's booking of a device booking")
+        ] = None,
         status: BookingStatus | None = None,
         start: OptionalInstant = None,
         end: OptionalInstant = None,
@@ -65,6 +68,7 @@ class BookingController(Controller):
             resource_id=resource_id,
             project_id=project_id,
             request_id=request_id,
+            operator_for_id=operator_for_id,
             status=status,
             start=aware(start, "start"),
             end=aware(end, "end"),

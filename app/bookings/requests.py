@@ -2,6 +2,11 @@
 
 A request is visible to the units taking part in its project (and to admins/auditors);
 the requesting unit's requesters, project leads and unit managers change it.
+
+Serving pairs every device that needs an operator (``operator_skill_id``) with an expert
+holding that skill: the request's ``operator_id`` when given, else the first qualified
+expert the unit may book who is free then. The operator's booking carries the request and
+the device's requirement, and ``operator_for_id`` naming the device's booking.
 """
 
 from __future__ import annotations
@@ -33,12 +38,13 @@ from app.bookings.services import (
     borrowing_unit,
     change_status,
     check_project_period,
+    holds_skill,
     place_booking,
     reopen_dependents,
     sync_request,
 )
-from app.catalog.models import DeviceType, Resource, Skill
-from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.catalog.models import DeviceType, Resource, ResourceKind, Skill
+from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from app.projects.models import Project
 from app.projects.services import get_project, participates
 
@@ -120,12 +126,44 @@ def _check_requirement_targets(session: Session, actor: Actor, data: RequestCrea
             )
 
 
+def _check_operator(session: Session, data: RequestCreate, unit_id: uuid.UUID) -> None:
+    """The request's operator is an active expert of the requesting unit; for a named device
+    that needs an operator, one holding its operator skill (422 naming ``operator_id``)."""
+    if data.operator_id is None:
+        return
+    operator = session.get(Resource, data.operator_id)
+    if (
+        operator is None
+        or operator.kind != ResourceKind.EXPERT.value
+        or operator.unit_id != unit_id
+        or operator.retired_at is not None
+    ):
+        raise Unprocessable(
+            "operator_id: not an active expert of the requesting unit",
+            field="operator_id",
+            code="operator_unqualified",
+        )
+    for req in data.requirements:
+        device = session.get(Resource, req.resource_id) if req.resource_id else None
+        if (
+            device is not None
+            and device.operator_skill_id is not None
+            and not holds_skill(session, operator, device.operator_skill_id)
+        ):
+            raise Unprocessable(
+                f"operator_id: {operator.name} cannot operate {device.name}",
+                field="operator_id",
+                code="operator_unqualified",
+            )
+
+
 def create_request(session: Session, actor: Actor, data: RequestCreate) -> Request:
     """Record a request; it stays open until served, allocated by a run, or withdrawn."""
     project = get_project(session, actor, data.project_id)
     unit_id = borrowing_unit(session, actor, project)
     check_project_period(project, data.window_start, data.window_end)
     _check_requirement_targets(session, actor, data)
+    _check_operator(session, data, unit_id)
     if data.depends_on_id is not None:
         other = session.get(Request, data.depends_on_id)
         if other is None or other.project_id != project.id:
@@ -144,6 +182,7 @@ def create_request(session: Session, actor: Actor, data: RequestCreate) -> Reque
         priority=data.priority,
         emergency=data.emergency,
         depends_on_id=data.depends_on_id,
+        operator_id=data.operator_id,
         status=RequestStatus.OPEN.value,
         requirements=[
             Requirement(
@@ -245,14 +284,39 @@ def _earliest_start(request: Request, session: Session) -> datetime:
     return start
 
 
+Pick = tuple[Requirement, Resource, Resource | None]
+"""A requirement, the resource that serves it, and the operator of that resource (if any)."""
+
+
+def _operators(
+    session: Session,
+    actor: Actor,
+    request: Request,
+    pools: list[tuple[Requirement, list[Resource]]],
+) -> dict[uuid.UUID, list[Resource]]:
+    """Per operator skill the pools' devices need: the experts who may operate them."""
+    needed = {r.operator_skill_id for _, pool in pools for r in pool if r.operator_skill_id}
+    own = session.get(Resource, request.operator_id) if request.operator_id else None
+    out: dict[uuid.UUID, list[Resource]] = {}
+    for skill_id in needed:
+        if request.operator_id is None:
+            out[skill_id] = candidates(session, actor, skill_id=skill_id)
+        else:
+            fit = own is not None and own.retired_at is None and holds_skill(session, own, skill_id)
+            out[skill_id] = [own] if fit and own is not None else []
+    return out
+
+
 def _first_fit(
     request: Request,
     pools: list[tuple[Requirement, list[Resource]]],
+    operators: dict[uuid.UUID, list[Resource]],
     free: dict[uuid.UUID, list[Interval]],
     not_before: datetime,
     banned: set[uuid.UUID],
-) -> tuple[datetime, list[tuple[Requirement, Resource]]] | None:
-    """The earliest start at which every requirement gets its quantity of distinct resources."""
+) -> tuple[datetime, list[Pick]] | None:
+    """The earliest start at which every requirement gets its quantity of distinct resources,
+    each device that needs an operator with a distinct operator free at the same time."""
     need = timedelta(minutes=request.duration_minutes)
     starts = sorted(
         {
@@ -266,21 +330,34 @@ def _first_fit(
     for at in starts:
         if at + need > request.window_end:
             break
-        taken: set[uuid.UUID] = set()
-        chosen: list[tuple[Requirement, Resource]] = []
+        taken: set[uuid.UUID] = set(banned)
+
+        def fits(r: Resource, at: datetime = at, taken: set[uuid.UUID] = taken) -> bool:
+            return r.id not in taken and any(
+                s <= at and at + need <= e for s, e in merge(free[r.id])
+            )
+
+        chosen: list[Pick] = []
         for requirement, pool in pools:
-            fits = [
-                r
-                for r in pool
-                if r.id not in taken
-                and r.id not in banned
-                and any(s <= at and at + need <= e for s, e in merge(free[r.id]))
-            ]
-            if len(fits) < requirement.quantity:
-                break
-            for resource in fits[: requirement.quantity]:
+            picked = 0
+            for resource in pool:
+                if picked == requirement.quantity:
+                    break
+                if not fits(resource):
+                    continue
+                operator = None
+                if resource.operator_skill_id is not None:
+                    operator = next(
+                        (o for o in operators[resource.operator_skill_id] if fits(o)), None
+                    )
+                    if operator is None:
+                        continue
+                    taken.add(operator.id)
                 taken.add(resource.id)
-                chosen.append((requirement, resource))
+                chosen.append((requirement, resource, operator))
+                picked += 1
+            if picked < requirement.quantity:
+                break
         else:
             return at, chosen
     return None
@@ -299,18 +376,26 @@ def serve_now(
     project = get_project(session, actor, request.project_id)
     not_before = _earliest_start(request, session)
     pools = [(r, _candidates_for(session, actor, r)) for r in request.requirements]
+    operators = _operators(session, actor, request, pools)
+    # A device that needs an operator is eligible only if someone may operate it.
+    pools = [
+        (req, [r for r in pool if r.operator_skill_id is None or operators[r.operator_skill_id]])
+        for req, pool in pools
+    ]
     for requirement, pool in pools:
         if not pool:
             raise Conflict(
-                f"requirement {requirement.position}: no resource your unit may borrow matches it",
+                f"requirement {requirement.position}: no resource your unit may borrow matches "
+                "it (a device that needs an operator counts only with a qualified operator)",
                 code="no_eligible_resource",
             )
     everyone = {r.id: r for _, pool in pools for r in pool}
+    everyone.update({o.id: o for group in operators.values() for o in group})
     free = free_intervals(session, list(everyone.values()), not_before, request.window_end)
     banned: set[uuid.UUID] = set()
     last_error: Conflict | None = None
     for _ in range(SERVE_ATTEMPTS):
-        fit = _first_fit(request, pools, free, not_before, banned)
+        fit = _first_fit(request, pools, operators, free, not_before, banned)
         if fit is None:
             break
         at, chosen = fit
@@ -318,22 +403,37 @@ def serve_now(
         try:
             with session.begin_nested():
                 bookings = []
-                for requirement, resource in chosen:
+                for requirement, resource, operator in chosen:
                     locked = rules.lock_resource(session, resource.id)
-                    bookings.append(
-                        place_booking(
-                            session,
-                            actor,
-                            resource=locked,
-                            project=project,
-                            borrower_unit_id=request.unit_id,
-                            start=at,
-                            end=end,
-                            title=request.title,
-                            request_id=request.id,
-                            requirement_id=requirement.id,
-                        )
+                    booking = place_booking(
+                        session,
+                        actor,
+                        resource=locked,
+                        project=project,
+                        borrower_unit_id=request.unit_id,
+                        start=at,
+                        end=end,
+                        title=request.title,
+                        request_id=request.id,
+                        requirement_id=requirement.id,
                     )
+                    bookings.append(booking)
+                    if operator is not None:
+                        bookings.append(
+                            place_booking(
+                                session,
+                                actor,
+                                resource=rules.lock_resource(session, operator.id),
+                                project=project,
+                                borrower_unit_id=request.unit_id,
+                                start=at,
+                                end=end,
+                                title=f"{request.title} (operating {resource.name})",
+                                request_id=request.id,
+                                requirement_id=requirement.id,
+                                operator_for_id=booking.id,
+                            )
+                        )
         except Conflict as exc:
             # A cap (or a booking made since the search) rules this resource out: try others.
             last_error = exc

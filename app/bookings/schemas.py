@@ -22,6 +22,9 @@ class BookingCreate(Schema):
     start: UtcDatetime
     end: UtcDatetime
     title: Name = "Booking"
+    operator_id: uuid.UUID | None = None
+    """The expert who operates the device (required when the device needs an operator):
+    booked with it over the same times."""
 
     _ordered = field_validator("end")(end_after_start)
 
@@ -33,6 +36,7 @@ class BookingRead(Schema):
     resource_id: uuid.UUID
     project_id: uuid.UUID
     request_id: uuid.UUID | None
+    requirement_id: uuid.UUID | None
     series_id: uuid.UUID | None
     agreement_id: uuid.UUID | None
     borrower_unit_id: uuid.UUID
@@ -48,6 +52,8 @@ class BookingRead(Schema):
     sequence: int
     checked_in_at: datetime | None
     cancelled_at: datetime | None
+    operator_for_id: uuid.UUID | None
+    """On an operator's booking: the device booking it operates."""
     updated_at: datetime
 
 
@@ -114,6 +120,9 @@ class RequestCreate(Schema):
     priority: int = Field(default=3, ge=1, le=5)
     emergency: bool = False
     depends_on_id: uuid.UUID | None = None
+    operator_id: uuid.UUID | None = None
+    """One of the requesting unit's own experts who operates the devices that need an
+    operator; absent: serving (or the allocation run) finds a qualified operator."""
 
     @field_validator("window_end")
     @classmethod
@@ -144,6 +153,7 @@ class RequestRead(Schema):
     priority: int
     emergency: bool
     depends_on_id: uuid.UUID | None
+    operator_id: uuid.UUID | None
     status: RequestStatus
     status_reason: str
     reopen_code: ReopenCode | None
@@ -246,6 +256,7 @@ class BookingFilter(Schema):
     resource_id: uuid.UUID | None = None
     project_id: uuid.UUID | None = None
     request_id: uuid.UUID | None = None
+    operator_for_id: uuid.UUID | None = None
     status: BookingStatus | None = None
     start: datetime | None = None
     end: datetime | None = None

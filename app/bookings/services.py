@@ -18,12 +18,20 @@ A request is served whole or not at all, and its followers follow it:
 - when a request is cancelled, declined or reopened, every request that depends on it
   (``depends_on_id``) and holds live bookings is reopened (``dependency_cancelled``), and
   so on down the chain.
+
+A device whose ``operator_skill_id`` is set is booked only together with an operator: an
+expert holding that skill (any level), booked over the same times in the same transaction
+under every rule of a booking; the operator's booking points at the device's through
+``operator_for_id``. The pair lives and dies together: when either leaves the live states
+(cancelled, declined, released), the other is cancelled (without a fee). Confirming and
+approving are not paired: each booking follows its own agreement, so the device may be
+confirmed while its operator's loan waits for approval.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, true
@@ -45,8 +53,8 @@ from app.bookings.models import (
     RequestStatus,
 )
 from app.bookings.schemas import BookingCreate, BookingFilter
-from app.catalog.models import DeviceType, Resource, ResourceKind
-from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.catalog.models import DeviceType, ExpertSkill, Resource, ResourceKind, Skill
+from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from app.funds import hooks
 from app.projects.models import Project
 from app.projects.services import get_project
@@ -106,11 +114,13 @@ def place_booking(
     requirement_id: uuid.UUID | None = None,
     series_id: uuid.UUID | None = None,
     audit: bool = True,
+    operator_for_id: uuid.UUID | None = None,
 ) -> Booking:
     """Check every rule for one resource and insert the booking (the resource is locked).
 
     ``status`` None means: confirmed for the unit's own resources and agreements without
-    approval, pending_approval otherwise.
+    approval, pending_approval otherwise. ``operator_for_id``: this is an operator's
+    booking of that device booking (the caller pairs them; see ``book``).
     """
     if resource.retired_at is not None:
         raise Conflict(f"{resource.name} is retired", field="resource_id", code="retired")
@@ -139,6 +149,7 @@ def place_booking(
         block_end=block[1],
         status=status.value,
         sequence=0,
+        operator_for_id=operator_for_id,
     )
     insert_checked(session, resource, booking)
     if status == BookingStatus.CONFIRMED:
@@ -186,13 +197,73 @@ def visible_resource(session: Session, actor: Actor, resource_id: uuid.UUID) -> 
     return rules.lock_resource(session, resource_id)
 
 
+def holds_skill(session: Session, expert: Resource, skill_id: uuid.UUID) -> bool:
+    """Whether ``expert`` holds ``skill_id`` at any level."""
+    return (
+        session.scalar(
+            select(ExpertSkill.id).where(
+                ExpertSkill.resource_id == expert.id, ExpertSkill.skill_id == skill_id
+            )
+        )
+        is not None
+    )
+
+
+def operator_for(
+    session: Session,
+    actor: Actor,
+    device: Resource,
+    operator_id: uuid.UUID | None,
+    borrower_unit_id: uuid.UUID,
+    day: date,
+) -> Resource | None:
+    """The locked expert who operates ``device`` (None when the device needs no operator).
+
+    422 naming ``operator_id`` when one is needed and missing (``operator_required``), or
+    is not an expert the borrower may book who holds the device's operator skill.
+    """
+    if device.operator_skill_id is None:
+        if operator_id is not None:
+            raise Unprocessable(
+                f"operator_id: {device.name} needs no operator; book the expert on their own",
+                field="operator_id",
+                code="operator_not_needed",
+            )
+        return None
+    skill = session.get(Skill, device.operator_skill_id)
+    skill_name = skill.name if skill else str(device.operator_skill_id)
+    if operator_id is None:
+        raise Unprocessable(
+            f"operator_id: {device.name} is booked only with an operator holding {skill_name}",
+            field="operator_id",
+            code="operator_required",
+        )
+    unfit = Unprocessable(
+        f"operator_id: not an expert your unit may book who holds {skill_name}",
+        field="operator_id",
+        code="operator_unqualified",
+    )
+    try:
+        operator = visible_resource(session, actor, operator_id)
+        rules.agreement_for(session, operator, borrower_unit_id, day)
+    except NotFound:
+        raise unfit from None
+    if operator.kind != ResourceKind.EXPERT.value or not holds_skill(
+        session, operator, device.operator_skill_id
+    ):
+        raise unfit
+    return operator
+
+
 def book(session: Session, actor: Actor, data: BookingCreate) -> Booking:
-    """Book a named resource for a project over ``[start, end)``."""
+    """Book a named resource for a project over ``[start, end)`` (and its operator, if it
+    needs one: both in this transaction, or neither)."""
     project = get_project(session, actor, data.project_id)
     borrower = borrowing_unit(session, actor, project)
     check_project_period(project, data.start, data.end)
     resource = visible_resource(session, actor, data.resource_id)
-    return place_booking(
+    operator = operator_for(session, actor, resource, data.operator_id, borrower, data.start.date())
+    booking = place_booking(
         session,
         actor,
         resource=resource,
@@ -202,6 +273,19 @@ def book(session: Session, actor: Actor, data: BookingCreate) -> Booking:
         end=data.end,
         title=data.title,
     )
+    if operator is not None:
+        place_booking(
+            session,
+            actor,
+            resource=operator,
+            project=project,
+            borrower_unit_id=borrower,
+            start=data.start,
+            end=data.end,
+            title=f"{data.title} (operating {resource.name})",
+            operator_for_id=booking.id,
+        )
+    return booking
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -230,6 +314,7 @@ def list_bookings(
         (Booking.resource_id, filters.resource_id),
         (Booking.project_id, filters.project_id),
         (Booking.request_id, filters.request_id),
+        (Booking.operator_for_id, filters.operator_for_id),
         (Booking.status, filters.status.value if filters.status else None),
     ):
         if value is not None:
@@ -294,7 +379,32 @@ def change_status(
         after=snapshot(booking),
         reason=reason,
     )
+    if was in LIVE_STATUSES and to.value not in LIVE_STATUSES:
+        _end_pair(session, actor, booking, to, reason)
     return booking
+
+
+def _end_pair(
+    session: Session, actor: Actor, booking: Booking, to: BookingStatus, reason: str
+) -> None:
+    """A device booking and its operator's live and die together: cancel the other one."""
+    paired = Booking.operator_for_id == booking.id
+    if booking.operator_for_id is not None:
+        paired = or_(paired, Booking.id == booking.operator_for_id)
+    for partner in session.scalars(
+        select(Booking)
+        .where(paired, Booking.status.in_([s.value for s in CANCELLABLE]))
+        .with_for_update()
+    ).all():
+        change_status(
+            session,
+            actor,
+            partner,
+            BookingStatus.CANCELLED,
+            "booking.cancel",
+            f"the booking it is paired with was {to.value}: {reason}",
+            cancelled_at=utcnow(),
+        )
 
 
 def _transition(
