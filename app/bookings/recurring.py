@@ -4,7 +4,9 @@ Occurrences are computed in the series' zone (``dateutil.rrule`` over naive loca
 then placed in the zone), so weekly 10:00 Europe/Berlin stays 10:00 local across
 daylight-saving changes. Each occurrence is an ordinary booking, cancellable alone.
 Without ``skip_conflicts`` one clash refuses the whole series (nothing is written);
-with it, the clashing occurrences are left out and listed.
+with it, the clashing occurrences are left out and listed. A device that needs an
+operator books its ``operator_id`` with every occurrence (the operator's bookings point at
+the occurrence through ``operator_for_id``); an occurrence whose operator clashes clashes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from app.bookings.schemas import SeriesCreate, SkippedOccurrence
 from app.bookings.services import (
     borrowing_unit,
     check_project_period,
+    operator_for,
     place_booking,
     visible_resource,
 )
@@ -81,6 +84,7 @@ def create_series(
     starts = occurrences(rule, data.local_start, data.time_zone)
     length = timedelta(minutes=data.duration_minutes)
     check_project_period(project, starts[0], starts[-1] + length)
+    operator = operator_for(session, actor, resource, data.operator_id, borrower, starts[0].date())
     series = BookingSeries(
         resource_id=resource.id,
         project_id=project.id,
@@ -99,20 +103,32 @@ def create_series(
     for start in starts:
         try:
             with session.begin_nested():
-                bookings.append(
+                booking = place_booking(
+                    session,
+                    actor,
+                    resource=resource,
+                    project=project,
+                    borrower_unit_id=borrower,
+                    start=start,
+                    end=start + length,
+                    title=data.title,
+                    series_id=series.id,
+                    audit=False,
+                )
+                if operator is not None:
                     place_booking(
                         session,
                         actor,
-                        resource=resource,
+                        resource=operator,
                         project=project,
                         borrower_unit_id=borrower,
                         start=start,
                         end=start + length,
-                        title=data.title,
-                        series_id=series.id,
+                        title=f"{data.title} (operating {resource.name})",
                         audit=False,
+                        operator_for_id=booking.id,
                     )
-                )
+                bookings.append(booking)
         except Conflict as exc:
             if not data.skip_conflicts:
                 raise Conflict(
@@ -134,7 +150,11 @@ def create_series(
         "series.create",
         series,
         unit_id=resource.unit_id,
-        after=snapshot(series, occurrences=[b.start.isoformat() for b in bookings]),
+        after=snapshot(
+            series,
+            occurrences=[b.start.isoformat() for b in bookings],
+            operator_id=operator.id if operator else None,
+        ),
     )
     return series, bookings, skipped
 

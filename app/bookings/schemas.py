@@ -182,6 +182,8 @@ class SeriesCreate(Schema):
     duration_minutes: Minutes
     rrule: str = Field(min_length=6, max_length=500, examples=["FREQ=WEEKLY;BYDAY=MO;COUNT=12"])
     skip_conflicts: bool = False
+    operator_id: uuid.UUID | None = None
+    """The expert who operates the device at every occurrence (required when it needs one)."""
 
     @field_validator("local_start", mode="before")
     @classmethod

@@ -207,6 +207,51 @@ def test_each_of_the_pair_follows_its_own_agreement(client, world):
     assert status(client, p, device["id"]) == "cancelled"
 
 
+def test_a_series_books_the_operator_with_every_occurrence(client, world):
+    p = setup(world)
+    body = {
+        "resource_id": str(p.sonar),
+        "project_id": str(p.w.project),
+        "time_zone": "Europe/Berlin",
+        "local_start": f"{MON}T10:00:00",
+        "duration_minutes": 60,
+        "rrule": "FREQ=WEEKLY;COUNT=3",
+    }
+    missing = client.post("/booking-series", json=body, headers=p.w.requester)
+    assert missing.status_code == 422 and missing.json()["code"] == "operator_required"
+    # Lena's leave on the second Monday: that occurrence clashes, with the operator.
+    leave = {"start": "2027-03-08T00:00:00+01:00", "end": "2027-03-09T00:00:00+01:00"}
+    assert client.post(f"/experts/{p.lena}/leave", json=leave, headers=p.w.manager).is_success
+    refused = client.post(
+        "/booking-series", json={**body, "operator_id": str(p.lena)}, headers=p.w.requester
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "unavailable"
+    made = client.post(
+        "/booking-series",
+        json={**body, "operator_id": str(p.lena), "skip_conflicts": True},
+        headers=p.w.requester,
+    )
+    assert made.status_code == 201, made.text
+    occurrences = made.json()["bookings"]
+    assert [b["start"][:10] for b in occurrences] == ["2027-03-01", "2027-03-15"]
+    for occurrence in occurrences:
+        operator = operator_booking(client, p, occurrence["id"])
+        assert operator["resource_id"] == str(p.lena)
+        assert operator["start"] == occurrence["start"]
+    assert count(client, p) == 4
+
+
+def test_forced_leave_over_an_operator_cancels_the_device_too(client, world):
+    p = setup(world)
+    device = book(client, p, p.sonar, at("10:00", "11:00"), operator_id=str(p.lena)).json()
+    operator = operator_booking(client, p, device["id"])
+    leave = {**at("09:00", "12:00"), "force": True}
+    r = client.post(f"/experts/{p.lena}/leave", json=leave, headers=p.w.manager)
+    assert r.status_code == 201, r.text
+    assert status(client, p, operator["id"]) == "cancelled"
+    assert status(client, p, device["id"]) == "cancelled"
+
+
 # --- requests ---------------------------------------------------------------------------------
 
 
