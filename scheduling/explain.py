@@ -2,13 +2,15 @@
 
 The checks run from the most basic (nobody has the skill) to the most circumstantial
 (somebody else took the time), and stop at the first level that explains the refusal.
+Messages are plain words with no ids, times or amounts: those are in the reason's fields
+(the app renders names and local times from them).
 """
 
 from __future__ import annotations
 
-from scheduling.eligibility import Prepared
+from scheduling.eligibility import Prepared, span_mask
 from scheduling.greedy import Occupancy
-from scheduling.schemas import Assignment, Reason, ReasonCode, Unallocated
+from scheduling.schemas import Assignment, Reason, ReasonCode, Requirement, TimeSpan, Unallocated
 
 
 def explain(prep: Prepared, assignments: list[Assignment]) -> list[Unallocated]:
@@ -23,11 +25,22 @@ def explain(prep: Prepared, assignments: list[Assignment]) -> list[Unallocated]:
             continue
         reasons = _static_reasons(prep, r, by_request)
         if not reasons:
+            reasons = _working_hours_reasons(prep, occ, r)
+        if not reasons:
             reasons = _budget_reasons(prep, occ, r)
         if not reasons:
             reasons = _capacity_reasons(prep, occ, r, assignments)
         out.append(Unallocated(request_id=request.id, reasons=reasons))
     return out
+
+
+def _what(requirement: Requirement) -> str:
+    """The requirement in words, without ids."""
+    if requirement.skill is not None:
+        return "an expert with the skill at the level asked for"
+    if requirement.device_type is not None:
+        return "a device of the type asked for"
+    return "the resource asked for"
 
 
 def _static_reasons(prep: Prepared, r: int, by_request: dict[str, Assignment]) -> list[Reason]:
@@ -40,26 +53,24 @@ def _static_reasons(prep: Prepared, r: int, by_request: dict[str, Assignment]) -
                 Reason(
                     code=ReasonCode.NO_ELIGIBLE_RESOURCE,
                     requirement=i,
-                    message=f"no resource in the pool has {requirement.describe()}",
+                    message=f"nothing in the pool is {_what(requirement)}",
                 )
             )
         elif len(prep.eligible[r][i]) < requirement.quantity:
-            holders = sorted(
-                {
-                    inst.resources[k].home_unit
-                    for k in prep.matching[r][i]
-                    if k not in prep.eligible[r][i]
-                }
-            )
+            holders = {
+                inst.resources[k].home_unit
+                for k in prep.matching[r][i]
+                if k not in prep.eligible[r][i]
+            }
             reasons.append(
                 Reason(
                     code=ReasonCode.NO_AGREEMENT,
                     requirement=i,
-                    units=holders,
+                    units=sorted(holders),
                     resource_ids=[inst.resources[k].id for k in prep.matching[r][i]],
                     message=(
-                        f"{request.unit} has no agreement to borrow {requirement.describe()} "
-                        f"from {', '.join(holders)}"
+                        f"not enough of {_what(requirement)}: the units that hold the rest "
+                        "have no agreement lending it to the requesting unit"
                     ),
                 )
             )
@@ -69,9 +80,19 @@ def _static_reasons(prep: Prepared, r: int, by_request: dict[str, Assignment]) -
             Reason(
                 code=ReasonCode.WINDOW_TOO_SHORT,
                 amount=max(hi - lo, 0),
-                message=f"window [{lo}, {hi}) is shorter than the duration {request.duration}",
+                span=TimeSpan(start=lo, end=max(lo, hi)),
+                message="its window is shorter than its duration",
             )
         )
+    reasons += _dependency_reasons(prep, r, by_request, hi)
+    return reasons
+
+
+def _dependency_reasons(
+    prep: Prepared, r: int, by_request: dict[str, Assignment], hi: int
+) -> list[Reason]:
+    request = prep.instance.requests[r]
+    reasons = []
     for dep in request.after:
         if dep not in prep.request_index:
             continue  # pinned: already part of the window
@@ -81,7 +102,7 @@ def _static_reasons(prep: Prepared, r: int, by_request: dict[str, Assignment]) -
                 Reason(
                     code=ReasonCode.DEPENDENCY_UNMET,
                     request_ids=[dep],
-                    message=f"it must follow {dep}, which is not allocated",
+                    message="a request it must follow is not allocated",
                 )
             )
         elif done.end + request.duration > hi:
@@ -90,10 +111,59 @@ def _static_reasons(prep: Prepared, r: int, by_request: dict[str, Assignment]) -
                     code=ReasonCode.DEPENDENCY_UNMET,
                     request_ids=[dep],
                     amount=done.end,
-                    message=f"it must follow {dep}, which ends at {done.end}: too late to fit",
+                    message="a request it must follow ends too late for it to fit",
                 )
             )
     return reasons
+
+
+def _working_hours_reasons(prep: Prepared, occ: Occupancy, r: int) -> list[Reason]:
+    """Whatever else is planned or booked, too few eligible resources are available (by
+    their unavailability alone) for a span of the duration in the window."""
+    inst = prep.instance
+    request = inst.requests[r]
+    lo, hi = _window(prep, occ, r)
+    window = span_mask(lo, hi - request.duration + 1)
+    masks = {
+        k: prep.starts(k, request.duration, prep.unavailable[k], 0) & window
+        for k in prep.candidates(r)
+    }
+    span = TimeSpan(start=lo, end=hi)
+    reasons = []
+    for i, requirement in enumerate(request.requirements):
+        idle = [k for k in prep.eligible[r][i] if not masks[k]]
+        if len(prep.eligible[r][i]) - len(idle) < requirement.quantity:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.OUTSIDE_WORKING_HOURS,
+                    requirement=i,
+                    resource_ids=[inst.resources[k].id for k in idle],
+                    span=span,
+                    message=(
+                        f"too few of {_what(requirement)} are available long enough in its "
+                        "window (working hours, leave or maintenance)"
+                    ),
+                )
+            )
+    if not reasons and not occ.serves_somewhere(r, masks):
+        reasons.append(
+            Reason(
+                code=ReasonCode.OUTSIDE_WORKING_HOURS,
+                resource_ids=[inst.resources[k].id for k in masks],
+                span=span,
+                message=(
+                    "the resources its requirements need are never available together "
+                    "long enough in its window (working hours, leave or maintenance)"
+                ),
+            )
+        )
+    return reasons
+
+
+def _window(prep: Prepared, occ: Occupancy, r: int) -> tuple[int, int]:
+    """The request's window after the horizon, pinned and planned dependencies."""
+    lo, hi = occ.window(r)
+    return (prep.windows[r][0] if lo is None else lo), hi
 
 
 def _budget_reasons(prep: Prepared, occ: Occupancy, r: int) -> list[Reason]:
@@ -113,10 +183,7 @@ def _budget_reasons(prep: Prepared, occ: Occupancy, r: int) -> list[Reason]:
         Reason(
             code=ReasonCode.BUDGET_SHORT,
             amount=cheapest - remaining,
-            message=(
-                f"project {request.project} has {remaining} left; the cheapest booking "
-                f"costs {cheapest} (short by {cheapest - remaining})"
-            ),
+            message="the project's remaining budget does not cover its cheapest booking",
         )
     ]
 
@@ -124,12 +191,7 @@ def _budget_reasons(prep: Prepared, occ: Occupancy, r: int) -> list[Reason]:
 def _capacity_reasons(
     prep: Prepared, occ: Occupancy, r: int, assignments: list[Assignment]
 ) -> list[Reason]:
-    inst = prep.instance
-    request = inst.requests[r]
-    lo_opt, hi = occ.window(r)
-    lo = prep.windows[r][0] if lo_opt is None else lo_opt
-    free_any = occ.find(r, lambda _r, _i, k: (k,))
-    if free_any is not None:
+    if occ.find(r, lambda _r, _i, k: (k,)) is not None:
         return [
             Reason(
                 code=ReasonCode.NOT_SELECTED,
@@ -139,33 +201,57 @@ def _capacity_reasons(
                 ),
             )
         ]
-    reasons: list[Reason] = []
-    window = (lo, hi)
+    lo, hi = _window(prep, occ, r)
+    uncapped = {k: occ.start_mask(r, k, lo, hi, caps=False) for k in prep.candidates(r)}
+    if occ.serves_somewhere(r, uncapped):
+        capped = _cap_reasons(prep, occ, r, uncapped)
+        if capped:
+            return capped
+    reasons = []
+    request = prep.instance.requests[r]
     for i, requirement in enumerate(request.requirements):
         group = prep.eligible[r][i]
-        with_caps = 0
-        capped = []
-        for k in group:
-            mask = occ.start_mask(r, k, lo, hi)
-            with_caps |= mask
-            if not mask and occ.start_mask(r, k, lo, hi, caps=False):
-                capped.append(inst.resources[k].id)
-        if with_caps and requirement.quantity == 1:
-            continue
-        if capped:
-            reasons.append(
-                Reason(
-                    code=ReasonCode.LENDING_CAP,
-                    requirement=i,
-                    resource_ids=capped,
-                    message=f"{', '.join(capped)} reached their lending cap",
-                )
-            )
-        reasons.append(_taken_by(prep, r, i, group, window, assignments))
+        if sum(1 for k in group if uncapped[k]) < requirement.quantity:
+            reasons.append(_taken_by(prep, r, i, group, (lo, hi), assignments))
     if not reasons:
         # Each requirement fits alone; together they do not.
-        group = prep.candidates(r)
-        reasons.append(_taken_by(prep, r, None, group, window, assignments))
+        reasons.append(_taken_by(prep, r, None, prep.candidates(r), (lo, hi), assignments))
+    return [reason for reason in reasons if reason is not None] or [
+        Reason(
+            code=ReasonCode.NOT_SELECTED,
+            message="no span in its window suits all its requirements at once",
+        )
+    ]
+
+
+def _cap_reasons(prep: Prepared, occ: Occupancy, r: int, uncapped: dict[int, int]) -> list[Reason]:
+    """One LENDING_CAP reason per requirement and capacity window that rules out starts
+    at which its eligible resources are otherwise free."""
+    inst = prep.instance
+    duration = inst.requests[r].duration
+    found: dict[tuple[int, int], list[str]] = {}
+    for i, group in enumerate(prep.eligible[r]):
+        for k in group:
+            for w in prep.caps_of(r, k):
+                cap = prep.caps[k][w]
+                if cap.forbidden_starts(duration, cap.limit - occ.used[k][w]) & uncapped[k]:
+                    found.setdefault((i, w), []).append(inst.resources[k].id)
+    reasons = []
+    for (i, w), ids in found.items():
+        cap = prep.caps[prep.resource_index[ids[0]]][w]
+        reasons.append(
+            Reason(
+                code=ReasonCode.LENDING_CAP,
+                requirement=i,
+                resource_ids=ids,
+                span=TimeSpan(start=cap.start, end=cap.end),
+                amount=cap.limit,
+                message=(
+                    f"the free resources that are {_what(inst.requests[r].requirements[i])} "
+                    "have used up a lending or agreement cap"
+                ),
+            )
+        )
     return reasons
 
 
@@ -176,35 +262,51 @@ def _taken_by(
     group: list[int],
     window: tuple[int, int],
     assignments: list[Assignment],
-) -> Reason:
+) -> Reason | None:
+    """NO_CAPACITY naming the planned requests and pinned bookings that hold `group` in
+    the window (blocks included), or None if nothing does."""
     inst = prep.instance
     lo, hi = window
-    ids = {inst.resources[k].id for k in group}
+    reach = {inst.resources[k].id: prep.block(k, lo, hi) for k in group}
     takers = sorted(
         {
             a.request_id
             for a in assignments
-            if a.start < hi and a.end > lo and ids.intersection(a.resource_ids)
+            for k in a.resource_ids
+            if k in reach and _meets(prep, k, a.start, a.end, reach[k])
         },
         key=lambda rid: prep.request_index[rid],
     )
     bookings = sorted(
-        p.id for p in inst.pinned if p.resource_id in ids and p.start < hi and p.end > lo
+        p.id
+        for p in inst.pinned
+        if not p.displaceable
+        and p.resource_id in reach
+        and p.start < reach[p.resource_id][1]
+        and reach[p.resource_id][0] < p.end
     )
+    if not takers and not bookings:
+        return None
     what = (
         "its requirements together"
         if requirement is None
-        else inst.requests[r].requirements[requirement].describe()
+        else _what(inst.requests[r].requirements[requirement])
     )
     return Reason(
         code=ReasonCode.NO_CAPACITY,
         requirement=requirement,
         request_ids=takers,
         booking_ids=bookings,
-        resource_ids=sorted(ids),
+        resource_ids=sorted(reach),
+        span=TimeSpan(start=lo, end=hi),
         message=(
-            f"no capacity for {what} in [{lo}, {hi}): taken by "
-            f"{len(takers)} requests and {len(bookings)} pinned bookings"
-            " (or the resources are unavailable)"
+            f"no capacity for {what} in its window: pinned bookings and other planned "
+            "requests hold the resources"
         ),
     )
+
+
+def _meets(prep: Prepared, resource_id: str, start: int, end: int, span: tuple[int, int]) -> bool:
+    """Whether an assignment [start, end) of the resource blocks part of `span`."""
+    lo, hi = prep.block(prep.resource_index[resource_id], start, end)
+    return lo < span[1] and span[0] < hi

@@ -218,6 +218,24 @@ class Occupancy:
             return Placement(r, t, t + request.duration, chosen, cost)
         return None
 
+    def serves_somewhere(self, r: int, masks: dict[int, int]) -> bool:
+        """Whether at some start every requirement of r gets its quantity of resources
+        whose start mask (`masks`, per eligible resource) allows it, one role each."""
+        groups = self.prep.eligible[r]
+        feasible = ~0
+        for group in groups:
+            union = 0
+            for k in group:
+                union |= masks[k]
+            feasible &= union
+        order = sorted(range(len(groups)), key=lambda i: len(groups[i]))
+        while feasible > 0:
+            t = (feasible & -feasible).bit_length() - 1
+            feasible &= feasible - 1
+            if self._choose(r, t, order, masks, lambda _r, _i, k: (k,)) is not None:
+                return True
+        return False
+
     def _choose(
         self, r: int, t: int, order: list[int], masks: dict[int, int], key: ResourceKey
     ) -> list[int] | None:

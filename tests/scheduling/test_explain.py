@@ -1,6 +1,14 @@
 """Every left-out request gets machine-readable reasons naming what blocked it."""
 
-from scheduling import Agreement, PinnedBooking, ReasonCode, Requirement, solve
+from scheduling import (
+    Agreement,
+    CapWindow,
+    PinnedBooking,
+    ReasonCode,
+    Requirement,
+    TimeSpan,
+    solve,
+)
 
 from .factories import SOLVE, expert, instance, need, request
 
@@ -78,3 +86,66 @@ def test_every_unallocated_request_has_a_reason() -> None:
     plan = solve(instance([expert("e1"), expert("e2")], reqs), **SOLVE)
     assert len(plan.assignments) + len(plan.unallocated) == 8
     assert all(u.reasons for u in plan.unallocated)
+
+
+def no_ids_in(reasons, *ids: str) -> bool:  # type: ignore[no-untyped-def]
+    """Messages name no ids and no time slots (those are in the fields)."""
+    return all("[" not in r.message and not any(i in r.message for i in ids) for r in reasons)
+
+
+def test_outside_working_hours_when_the_calendar_alone_leaves_no_room() -> None:
+    # Available only in [20, 24): 4 units, the request needs 6; nothing else is booked.
+    inst = instance([expert(unavailable=[TimeSpan(start=0, end=20)])], [request(duration=6)])
+    (reason,) = reasons(inst, "r1")
+    assert reason.code == ReasonCode.OUTSIDE_WORKING_HOURS
+    assert reason.requirement == 0 and reason.resource_ids == ["e1"]
+    assert no_ids_in([reason], "e1", "r1")
+
+
+def test_outside_working_hours_when_requirements_never_work_at_the_same_time() -> None:
+    inst = instance(
+        [
+            expert("am", unavailable=[TimeSpan(start=12, end=24)]),
+            expert("pm", skills={"gis": 1}, unavailable=[TimeSpan(start=0, end=12)]),
+        ],
+        [request(requirements=[need("py"), need("gis")])],
+    )
+    (reason,) = reasons(inst, "r1")
+    assert reason.code == ReasonCode.OUTSIDE_WORKING_HOURS and reason.requirement is None
+    assert reason.resource_ids == ["am", "pm"]
+
+
+def test_no_capacity_not_working_hours_when_a_booking_took_the_working_time() -> None:
+    pin = PinnedBooking(id="b1", resource_id="e1", start=12, end=24)
+    inst = instance(
+        [expert(unavailable=[TimeSpan(start=0, end=12)])], [request(duration=6)], pinned=[pin]
+    )
+    (reason,) = reasons(inst, "r1")
+    assert reason.code == ReasonCode.NO_CAPACITY
+    assert reason.booking_ids == ["b1"] and reason.request_ids == []
+    assert no_ids_in([reason], "e1", "b1", "r1")
+
+
+def test_window_too_short_only_for_the_window_itself() -> None:
+    # The calendar leaves no room either, but the window is what rules it out.
+    e = expert(unavailable=[TimeSpan(start=0, end=24)])
+    inst = instance([e], [request(window_start=2, window_end=5, duration=4)])
+    (reason,) = reasons(inst, "r1")
+    assert reason.code == ReasonCode.WINDOW_TOO_SHORT
+    assert reason.span == TimeSpan(start=2, end=5) and no_ids_in([reason])
+
+
+def test_lending_cap_names_the_window_and_its_limit() -> None:
+    cap = CapWindow(start=0, end=12, limit=4)
+    inst = instance(
+        [expert(unit="home", caps=[cap])],
+        [
+            request("r1", unit="away", priority=2, window_end=12),
+            request("r2", unit="away", window_end=12),
+        ],
+        agreements=[Agreement(lender="home", borrower="away")],
+    )
+    (reason,) = reasons(inst, "r2")
+    assert reason.code == ReasonCode.LENDING_CAP
+    assert reason.span == TimeSpan(start=0, end=12) and reason.amount == 4
+    assert reason.resource_ids == ["e1"] and no_ids_in([reason], "e1", "home", "away")

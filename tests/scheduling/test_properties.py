@@ -12,6 +12,7 @@ from scheduling import (
     CapWindow,
     Instance,
     PinnedBooking,
+    ReasonCode,
     Request,
     Requirement,
     Resource,
@@ -153,6 +154,11 @@ def test_optimized_plans_pass_check_plan_and_beat_both_baselines(inst: Instance)
         best_fit_greedy(inst).objective.fulfilled_weight,
     )
     assert plan.objective.fulfilled_weight >= best_baseline
+    for left in plan.unallocated:
+        for reason in left.reasons:
+            assert "[" not in reason.message and left.request_id not in reason.message
+            if reason.code == ReasonCode.NO_CAPACITY:
+                assert reason.request_ids or reason.booking_ids
     if plan.status == "optimal":
         assert plan.bound == plan.objective.fulfilled_weight
 
