@@ -275,6 +275,14 @@ def terminate_agreement(
     if not actor.manages_unit(agreement.lender_unit_id, Role.UNIT_MANAGER):
         raise PermissionDenied("only the lender's unit_manager (or an admin) ends an agreement")
     if agreement.terminated_at is None:
+        # A loan locks its resource before it reads the agreement: holding the lender's
+        # resources, no loan under this agreement can be placed between check and end.
+        session.execute(
+            select(Resource.id)
+            .where(Resource.unit_id == agreement.lender_unit_id)
+            .order_by(Resource.id)
+            .with_for_update()
+        )
         now = utcnow()
         hit = withdrawals.under_agreement(session, agreement.id, now)
         withdrawals.refuse_unless_forced(hit, force=force, what="ending the agreement")
