@@ -284,6 +284,10 @@ def _earliest_start(request: Request, session: Session) -> datetime:
     return start
 
 
+def _free_at(free: list[Interval], start: datetime, end: datetime) -> bool:
+    return any(s <= start and end <= e for s, e in merge(free))
+
+
 Pick = tuple[Requirement, Resource, Resource | None]
 """A requirement, the resource that serves it, and the operator of that resource (if any)."""
 
@@ -331,24 +335,23 @@ def _first_fit(
         if at + need > request.window_end:
             break
         taken: set[uuid.UUID] = set(banned)
-
-        def fits(r: Resource, at: datetime = at, taken: set[uuid.UUID] = taken) -> bool:
-            return r.id not in taken and any(
-                s <= at and at + need <= e for s, e in merge(free[r.id])
-            )
-
         chosen: list[Pick] = []
         for requirement, pool in pools:
             picked = 0
             for resource in pool:
                 if picked == requirement.quantity:
                     break
-                if not fits(resource):
+                if resource.id in taken or not _free_at(free[resource.id], at, at + need):
                     continue
                 operator = None
                 if resource.operator_skill_id is not None:
                     operator = next(
-                        (o for o in operators[resource.operator_skill_id] if fits(o)), None
+                        (
+                            o
+                            for o in operators[resource.operator_skill_id]
+                            if o.id not in taken and _free_at(free[o.id], at, at + need)
+                        ),
+                        None,
                     )
                     if operator is None:
                         continue
