@@ -165,7 +165,9 @@ def _calendars(
         if b.status == BookingStatus.TENTATIVE.value and b.request_id in in_scope:
             out.published[b.request_id].append(b)
             continue
-        setup, teardown = buffers.get(b.resource_id, (0, 0))
+        if b.resource_id not in buffers:
+            continue  # a retired resource is not offered: its bookings constrain nothing
+        setup, teardown = buffers[b.resource_id]
         a, z = clock.floor(b.block_start), min(horizon, clock.ceil(b.block_end))
         if b.block_end <= frame.start:
             # Ends before the horizon: a core closer than the set-up would clash with it.
