@@ -255,3 +255,30 @@ def test_a_device_that_needs_an_operator_is_planned_with_one(client, world):
     pilot = bookings[str(w.expert)]
     assert pilot.get("operator_for_id") in (None, bookings[str(w.device)]["id"])
 
+
+
+def test_emergency_takes_a_free_expert_before_displacing_anyone(client, world):
+    # The demo's finding: an emergency displaced an ordinary booking although others were free.
+    w = build(world)
+    lead = world.user("planner", "B", Role.PROJECT_LEAD)
+    window = {"window_start": "2027-03-01T08:00:00Z", "window_end": "2027-03-01T16:00:00Z"}
+    with world.session() as s:
+        free = catalog.create_expert(s, SYSTEM, ExpertCreate(
+            unit_id=w.lender, name="Fay Free", time_zone="Europe/Berlin",
+            working_hours=WEEKDAYS_9_TO_5, skills=[SkillLevel(skill_id=w.skill, level=4)],
+            hourly_rate=9000)).id
+    ordinary = client.post("/bookings", json={
+        "resource_id": str(w.expert), "project_id": str(w.project),
+        "start": "2027-03-01T09:00:00+01:00", "end": "2027-03-01T17:00:00+01:00"},
+        headers=w.requester)
+    assert ordinary.status_code == 201, ordinary.text
+    skill = {"kind": "skill", "skill_id": str(w.skill), "min_level": 3}
+    urgent = _ask(client, w, "flood alert", 120, skill, window, emergency=True, priority=5)
+    run = _run(client, lead, emergency=True)
+    [assignment] = run["result"]["assignments"]
+    assert assignment["request_id"] == urgent
+    assert assignment["resource_ids"] == [str(free)]
+    report = _apply(client, run, lead)
+    assert report["refused"] == [] and report["displaced"] == []
+    kept = client.get(f"/bookings/{ordinary.json()['id']}", headers=w.requester).json()
+    assert kept["status"] == "confirmed"
