@@ -282,3 +282,23 @@ def test_emergency_takes_a_free_expert_before_displacing_anyone(client, world):
     assert report["refused"] == [] and report["displaced"] == []
     kept = client.get(f"/bookings/{ordinary.json()['id']}", headers=w.requester).json()
     assert kept["status"] == "confirmed"
+
+
+def test_a_moved_booking_keeps_its_id_and_its_sequence_rises(client, world):
+    # Finding 5: a re-plan that must move a booking moves it in place (same id and feed UID).
+    w = build(world)
+    lead = world.user("planner", "B", Role.PROJECT_LEAD)
+    skill = {"kind": "skill", "skill_id": str(w.skill), "min_level": 3}
+    day = {"window_start": "2027-03-01T08:00:00Z", "window_end": "2027-03-01T16:00:00Z"}
+    flexible = _ask(client, w, "flexible", 240, skill, day, priority=1)
+    assert _apply(client, _run(client, lead), lead)["refused"] == []
+    [before] = _bookings(client, lead, flexible)
+    assert before["start"].startswith("2027-03-01T08:00")  # earliest completion first
+    morning = {"window_start": "2027-03-01T08:00:00Z", "window_end": "2027-03-01T12:00:00Z"}
+    _ask(client, w, "urgent morning", 240, skill, morning, priority=5)
+    report = _apply(client, _run(client, lead), lead)
+    assert report["refused"] == [] and report["released"] == []
+    [after] = _bookings(client, lead, flexible)
+    assert after["id"] == before["id"]
+    assert after["start"].startswith("2027-03-01T12:00")
+    assert after["sequence"] == before["sequence"] + 1
