@@ -7,6 +7,12 @@ Time is in 15-minute slots by default; resources work Monday to Friday, 09:00-17
 Demand is concentrated on purpose: request skills and device types follow a Zipf law while
 supply of the popular ones is thin, so the busiest pools are asked for well over what they
 can give (`pool_pressure` measures it). Same seed, same scenario, on every machine.
+
+The booking engine's whole rule set is in: devices with set-up and tear-down, calendar
+months (the horizon starts mid-month) with an expert's lending cap per month and an
+agreement's hours per month per resource for its borrower, and per-borrower prices (a
+unit's own resources cost it nothing; a loan costs the lender's rate times the rate card
+factor of the agreement).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import random
 from scheduling.eligibility import matches
 from scheduling.schemas import (
     Agreement,
+    CapWindow,
     Instance,
     Request,
     Requirement,
@@ -39,9 +46,16 @@ def generate_scenario(
     n_device_types: int = 8,
     n_projects: int = 40,
     emergency_rate: float = 0.0,
+    month_day: int = 12,
 ) -> Instance:
-    """A seeded allocation scenario (defaults: the issue's 2,000 x 300 x 60 x 12 x 4 weeks)."""
+    """A seeded allocation scenario (defaults: the issue's 2,000 x 300 x 60 x 12 x 4 weeks).
+
+    `month_day`: the day (from the horizon start) on which the next calendar month begins.
+    """
     rng = random.Random(seed)
+    # The rule set (buffers, agreement caps, rate cards) draws from its own generator, so
+    # the pool, calendars and demand are those of the same seed without it.
+    rules = random.Random(seed + 1_000_003)
     per_hour = 60 // slot_minutes
     per_day = 24 * per_hour
     horizon = weeks * 7 * per_day
@@ -51,6 +65,8 @@ def generate_scenario(
     skills = [f"skill{s:02d}" for s in range(n_skills)]
     types = [f"type{t}" for t in range(n_device_types)]
 
+    boundary = min(month_day, weeks * 7) * per_day
+    months = [(lo, hi) for lo, hi in ((0, boundary), (boundary, horizon)) if hi > lo]
     off_hours = []
     cursor = 0
     for d in workdays:
@@ -84,12 +100,14 @@ def generate_scenario(
                 home_unit=rng.choice(units),
                 skills=held,
                 unavailable=away(rng.choice([0, 0, 0, 0, 2, 5])),
-                lending_cap=(4 * 8 * per_hour * 5) if rng.random() < 0.3 else None,
+                # A lending cap of 64 hours per calendar month (40 % of working time).
+                caps=month_caps(months, 64 * per_hour) if rng.random() < 0.3 else [],
                 cost_rate=rng.randrange(1500, 6000, 100),
             )
         )
     type_supply = [0.5 + t for t in range(n_device_types)]
     for v in range(n_devices):
+        buffered = rules.random() < 0.5
         resources.append(
             Resource(
                 id=f"device{v:03d}",
@@ -102,17 +120,40 @@ def generate_scenario(
                     else rng.choices(types, weights=type_supply)[0]
                 ),
                 unavailable=away(rng.choice([0, 0, 0, 1])),
+                # Half the devices are set up (15 minutes) and torn down (15-30 minutes).
+                setup=buffered * 15 // slot_minutes,
+                teardown=buffered * rules.choice([15, 30]) // slot_minutes,
                 cost_rate=rng.randrange(200, 2000, 50),
             )
         )
 
     agreements = []
+    factor: dict[tuple[str, str], int] = {}  # (lender, borrower) -> rate card, in percent
+    monthly: dict[tuple[str, str], int] = {}  # (lender, borrower) -> hours per month
+
     for lender in units:
         for borrower in units:
             if lender != borrower and rng.random() < 0.8:
                 agreements.append(
                     Agreement(lender=lender, borrower=borrower, needs_approval=rng.random() < 0.2)
                 )
+                factor[(lender, borrower)] = rules.randrange(70, 140, 5)
+                if rules.random() < 0.3:
+                    monthly[(lender, borrower)] = rules.choice([24, 40, 60])
+    resources = [
+        res.model_copy(
+            update={
+                "caps": res.caps
+                + [
+                    window
+                    for (lender, borrower), hours in sorted(monthly.items())
+                    if lender == res.home_unit
+                    for window in month_caps(months, hours * per_hour, [borrower])
+                ]
+            }
+        )
+        for res in resources
+    ]
 
     projects = [f"project{p:02d}" for p in range(n_projects)]
     members = {p: rng.sample(units, k=min(len(units), rng.randint(2, 4))) for p in projects}
@@ -154,13 +195,16 @@ def generate_scenario(
         if by_project[project] and rng.random() < 0.1:
             after = [rng.choice(by_project[project])]
         rid = f"req{q:04d}"
+        unit = rng.choice(members[project])
+        duration = rng.choice([2, 4, 4, 8, 8, 12, 16, 24, 32]) * per_hour // 4
         requests.append(
             Request(
                 id=rid,
                 project=project,
-                unit=rng.choice(members[project]),
+                unit=unit,
                 requirements=needs,
-                duration=rng.choice([2, 4, 4, 8, 8, 12, 16, 24, 32]) * per_hour // 4,
+                duration=duration,
+                costs=prices(resources, needs, unit, duration, factor),
                 window_start=workdays[first] * per_day,
                 window_end=(workdays[last] + 1) * per_day,
                 priority=rng.choices([1, 2, 3, 4, 5], weights=[30, 30, 20, 15, 5])[0],
@@ -191,6 +235,34 @@ def generate_scenario(
         reciprocity=reciprocity,
         agreements=agreements,
     )
+
+
+def month_caps(
+    months: list[tuple[int, int]], limit: int, borrowers: list[str] | None = None
+) -> list[CapWindow]:
+    """One capacity window of `limit` time units per calendar month meeting the horizon
+    (nothing of the month is used outside the horizon in these scenarios)."""
+    return [CapWindow(start=lo, end=hi, limit=limit, borrowers=borrowers) for lo, hi in months]
+
+
+def prices(
+    resources: list[Resource],
+    needs: list[Requirement],
+    unit: str,
+    duration: int,
+    factor: dict[tuple[str, str], int],
+) -> dict[str, int]:
+    """The borrower's price for each resource that could serve it: nothing for its own unit's,
+    the lender's rate times the agreement's rate card factor for a loan."""
+    out = {}
+    for res in resources:
+        if not any(matches(res, need) for need in needs):
+            continue
+        if res.home_unit == unit:
+            out[res.id] = 0
+        elif (res.home_unit, unit) in factor:
+            out[res.id] = res.cost_rate * duration * factor[(res.home_unit, unit)] // 100
+    return out
 
 
 def pool_pressure(instance: Instance) -> dict[str, float]:
