@@ -6,11 +6,14 @@ one request at a time at its earliest feasible start, choosing resources by a po
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from scheduling.eligibility import Prepared, span_mask
 from scheduling.schemas import Assignment
+
+DISPLACE_TRIES = 200
+"""Feasible starts compared, at most, for the fewest displaced pinned bookings."""
 
 ResourceKey = Callable[[int, int, int], tuple[int, ...]]
 """(request, requirement index, resource) -> sort key; smaller is chosen first."""
@@ -159,26 +162,37 @@ class Occupancy:
 
     def find(self, r: int, key: ResourceKey, latest_first: bool = False) -> Placement | None:
         """The earliest feasible placement of request r choosing resources by `key`;
-        displacing a displaceable pinned booking only if nothing fits without."""
-        found = self._find(r, key, latest_first, displace=False)
-        if (
-            found is None
-            and self._may_displace
-            and any(self.prep.displaceable[k] for k in self.prep.candidates(r))
-        ):
-            found = self._find(r, key, latest_first, displace=True)
+        displacing displaceable pinned bookings only if nothing fits without, and then
+        as few as the first `DISPLACE_TRIES` feasible starts allow."""
+        found = next(self._placements(r, key, latest_first, displace=False), None)
+        if found is not None or not self._may_displace:
+            return found
+        if not any(self.prep.displaceable[k] for k in self.prep.candidates(r)):
+            return None
+        best: tuple[int, int] | None = None
+        for n, p in enumerate(self._placements(r, key, latest_first, displace=True)):
+            count = self.newly_displaced(p)
+            if best is None or count < best[0]:
+                best, found = (count, n), p
+            if count <= 1 or n >= DISPLACE_TRIES:
+                break  # one is the fewest possible: nothing fitted without displacing
         return found
 
-    def _find(
+    def newly_displaced(self, p: Placement) -> int:
+        """Displaceable pins placement p would displace that nothing displaces yet."""
+        return sum(
+            1 for k in p.resources for pin in self._pins_met(k, p) if pin not in self.displaced
+        )
+
+    def _placements(
         self, r: int, key: ResourceKey, latest_first: bool, displace: bool
-    ) -> Placement | None:
-        prep = self.prep
-        inst = prep.instance
-        request = inst.requests[r]
+    ) -> Iterator[Placement]:
+        """Feasible placements of request r, earliest start first (or latest), one per start."""
+        request = self.prep.instance.requests[r]
         lo, hi = self.window(r)
         if lo is None or hi - lo < request.duration:
-            return None
-        groups = prep.eligible[r]
+            return
+        groups = self.prep.eligible[r]
         masks: dict[int, int] = {}
         for group in groups:
             for k in group:
@@ -190,33 +204,27 @@ class Occupancy:
             for k in group:
                 union |= masks[k]
             feasible &= union
-            if not feasible:
-                return None
         # Scarce requirements choose first so a shared resource goes where it is needed.
         order = sorted(range(len(groups)), key=lambda i: len(groups[i]))
-        price = prep.prices[r]
+        price = self.prep.prices[r]
+        cheap: ResourceKey = lambda _r, _i, k: (price[k], k)  # noqa: E731
         while feasible:
-            if latest_first:
-                t = feasible.bit_length() - 1
-                feasible &= ~(1 << t)
-            else:
-                low = feasible & -feasible
-                t = low.bit_length() - 1
-                feasible &= feasible - 1
+            t = (
+                feasible.bit_length() - 1
+                if latest_first
+                else (feasible & -feasible).bit_length() - 1
+            )
+            feasible &= ~(1 << t)
             chosen = self._choose(r, t, order, masks, key)
             if chosen is None:
                 continue
-            cost = sum(price[k] for k in chosen)
-            if not self._budget_ok(r, cost):
-                cheap: ResourceKey = lambda _r, _i, k: (price[k], k)  # noqa: E731
+            if not self._budget_ok(r, sum(price[k] for k in chosen)):
                 chosen = self._choose(r, t, order, masks, cheap)
                 if chosen is None:
                     continue
-                cost = sum(price[k] for k in chosen)
-                if not self._budget_ok(r, cost):
-                    return None  # the cheapest choice is too dear at any time
-            return Placement(r, t, t + request.duration, chosen, cost)
-        return None
+                if not self._budget_ok(r, sum(price[k] for k in chosen)):
+                    return  # the cheapest choice is too dear at any time
+            yield Placement(r, t, t + request.duration, chosen, sum(price[k] for k in chosen))
 
     def serves_somewhere(self, r: int, masks: dict[int, int]) -> bool:
         """Whether at some start every requirement of r gets its quantity of resources

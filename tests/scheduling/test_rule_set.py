@@ -191,9 +191,9 @@ def test_the_optimizer_displaces_as_few_bookings_as_it_can() -> None:
     pins = [movable("b1", 0, 4), movable("b2", 4, 8)]
     pins.append(PinnedBooking(id="b3", resource_id="e1", start=9, end=24))
     e1 = expert("e1", teardown=1)
-    plan = solved(instance([e1], [request(window_start=2, window_end=8)], pinned=pins))
-    assert [(a.start, a.end) for a in plan.assignments] == [(4, 8)]
-    assert plan.displaced == ["b2"] and plan.objective.moves == 1
+    for plan in every_plan(instance([e1], [request(window_start=2, window_end=8)], pinned=pins)):
+        assert [(a.start, a.end) for a in plan.assignments] == [(4, 8)]
+        assert plan.displaced == ["b2"] and plan.objective.moves == 1
 
 
 def test_check_plan_wants_the_exact_displaced_list_and_keeps_fixed_pins() -> None:
