@@ -189,21 +189,7 @@ def prepare(instance: Instance) -> Prepared:
         for span in resource.unavailable:
             mask |= span_mask(min(span.start, horizon), min(span.end, horizon))
         unavailable.append(mask)
-    pinned_busy = [0] * len(instance.resources)
-    pinned_lent = [0] * len(instance.resources)
-    pinned_end: dict[str, int] = {}
-    displaceable: list[list[int]] = [[] for _ in instance.resources]
-    for p, pin in enumerate(instance.pinned):
-        k = resource_index[pin.resource_id]
-        if pin.displaceable:
-            displaceable[k].append(p)
-        else:
-            pinned_busy[k] |= span_mask(min(pin.start, horizon), min(pin.end, horizon))
-        if pin.unit is not None and pin.unit != instance.resources[k].home_unit:
-            pinned_lent[k] += pin.end - pin.start
-        if pin.request_id is not None:
-            pinned_end[pin.request_id] = max(pinned_end.get(pin.request_id, 0), pin.end)
-
+    pins = _pins(instance, resource_index)
     allowed_cache: dict[tuple[int, str], tuple[bool, bool]] = {}
     matching: list[list[list[int]]] = []
     eligible: list[list[list[int]]] = []
@@ -231,8 +217,8 @@ def prepare(instance: Instance) -> Prepared:
         eligible.append(per_elig)
         earliest = request.window_start
         for dep in request.after:
-            if dep in pinned_end and dep not in request_index:
-                earliest = max(earliest, pinned_end[dep])
+            if dep in pins.end and dep not in request_index:
+                earliest = max(earliest, pins.end[dep])
         windows.append((earliest, min(instance.window_end(request), horizon)))
         prices.append(
             {k: resource_price(request, instance.resources[k]) for g in per_elig for k in g}
@@ -241,19 +227,54 @@ def prepare(instance: Instance) -> Prepared:
         instance=instance,
         resource_index=resource_index,
         request_index=request_index,
-        fixed_busy=[u | p for u, p in zip(unavailable, pinned_busy, strict=True)],
+        fixed_busy=[u | p for u, p in zip(unavailable, pins.busy, strict=True)],
         unavailable=unavailable,
-        pinned_busy=pinned_busy,
+        pinned_busy=pins.busy,
         buffers=[(res.setup, res.teardown) for res in instance.resources],
-        displaceable=displaceable,
-        caps=cap_windows(instance, pinned_lent),
-        pinned_end=pinned_end,
+        displaceable=pins.displaceable,
+        caps=cap_windows(instance, pins.lent),
+        pinned_end=pins.end,
         matching=matching,
         eligible=eligible,
         approval=approval,
         windows=windows,
         prices=prices,
     )
+
+
+@dataclass
+class _Pins:
+    """Pinned bookings per resource, as `prepare` needs them."""
+
+    busy: list[int]
+    """Spans of the bookings that may not be displaced (bit set)."""
+    lent: list[int]
+    """Time units lent to other units (the lending-cap shorthand counts them)."""
+    end: dict[str, int]
+    """Pinned request id -> latest end of its bookings."""
+    displaceable: list[list[int]]
+    """Indices of the displaceable bookings."""
+
+
+def _pins(instance: Instance, resource_index: dict[str, int]) -> _Pins:
+    horizon = instance.horizon
+    pins = _Pins(
+        busy=[0] * len(instance.resources),
+        lent=[0] * len(instance.resources),
+        end={},
+        displaceable=[[] for _ in instance.resources],
+    )
+    for p, pin in enumerate(instance.pinned):
+        k = resource_index[pin.resource_id]
+        if pin.displaceable:
+            pins.displaceable[k].append(p)
+        else:
+            pins.busy[k] |= span_mask(min(pin.start, horizon), min(pin.end, horizon))
+        if pin.unit is not None and pin.unit != instance.resources[k].home_unit:
+            pins.lent[k] += pin.end - pin.start
+        if pin.request_id is not None:
+            pins.end[pin.request_id] = max(pins.end.get(pin.request_id, 0), pin.end)
+    return pins
 
 
 def cap_windows(instance: Instance, pinned_lent: list[int]) -> list[list[Cap]]:

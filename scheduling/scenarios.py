@@ -127,31 +127,9 @@ def generate_scenario(
             )
         )
 
-    agreements = []
-    factor: dict[tuple[str, str], int] = {}  # (lender, borrower) -> rate card, in percent
-    monthly: dict[tuple[str, str], int] = {}  # (lender, borrower) -> hours per month
-
-    for lender in units:
-        for borrower in units:
-            if lender != borrower and rng.random() < 0.8:
-                agreements.append(
-                    Agreement(lender=lender, borrower=borrower, needs_approval=rng.random() < 0.2)
-                )
-                factor[(lender, borrower)] = rules.randrange(70, 140, 5)
-                if rules.random() < 0.3:
-                    monthly[(lender, borrower)] = rules.choice([24, 40, 60])
+    agreements, factor, monthly = _agreements(units, rng, rules)
     resources = [
-        res.model_copy(
-            update={
-                "caps": res.caps
-                + [
-                    window
-                    for (lender, borrower), hours in sorted(monthly.items())
-                    if lender == res.home_unit
-                    for window in month_caps(months, hours * per_hour, [borrower])
-                ]
-            }
-        )
+        res.model_copy(update={"caps": res.caps + agreement_caps(res, monthly, months, per_hour)})
         for res in resources
     ]
 
@@ -235,6 +213,42 @@ def generate_scenario(
         reciprocity=reciprocity,
         agreements=agreements,
     )
+
+
+Pair = tuple[str, str]
+"""(lender, borrower)."""
+
+
+def _agreements(
+    units: list[str], rng: random.Random, rules: random.Random
+) -> tuple[list[Agreement], dict[Pair, int], dict[Pair, int]]:
+    """Agreements between units (80 % of pairs, a fifth needing approval), each with a rate
+    card factor in percent; 30 % cap each resource's hours per month for the borrower."""
+    agreements = []
+    factor: dict[Pair, int] = {}
+    monthly: dict[Pair, int] = {}
+    for lender in units:
+        for borrower in units:
+            if lender != borrower and rng.random() < 0.8:
+                agreements.append(
+                    Agreement(lender=lender, borrower=borrower, needs_approval=rng.random() < 0.2)
+                )
+                factor[(lender, borrower)] = rules.randrange(70, 140, 5)
+                if rules.random() < 0.3:
+                    monthly[(lender, borrower)] = rules.choice([24, 40, 60])
+    return agreements, factor, monthly
+
+
+def agreement_caps(
+    res: Resource, monthly: dict[Pair, int], months: list[tuple[int, int]], per_hour: int
+) -> list[CapWindow]:
+    """The monthly windows the resource's home unit's agreements put on it, per borrower."""
+    return [
+        window
+        for (lender, borrower), hours in sorted(monthly.items())
+        if lender == res.home_unit
+        for window in month_caps(months, hours * per_hour, [borrower])
+    ]
 
 
 def month_caps(
