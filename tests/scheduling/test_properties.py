@@ -169,3 +169,11 @@ def test_seeded_single_worker_runs_repeat(inst: Instance) -> None:
     first = solve(inst, time_limit_s=2.0, num_workers=1, seed=7)
     again = solve(inst, time_limit_s=2.0, num_workers=1, seed=7)
     assert first.assignments == again.assignments
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_neighbourhood_search_plans_pass_check_plan(inst: Instance) -> None:
+    plan = solve(inst, time_limit_s=0.5, num_workers=1, seed=0, strategy="lns")
+    assert check_plan(inst, plan) == [] and plan.checked
+    assert plan.objective.fulfilled_weight >= best_fit_greedy(inst).objective.fulfilled_weight

@@ -205,3 +205,17 @@ def test_check_plan_wants_the_exact_displaced_list_and_keeps_fixed_pins() -> Non
     violations = check_plan(inst, plan)
     assert any("displaced should be ['b1']" in v for v in violations)
     assert any("overlaps pinned b2" in v for v in violations)
+
+
+def test_makespan_mode_keeps_buffers_and_windows() -> None:
+    # Pooling keeps buffered and capped resources alone: the schedule still honours them.
+    scope = Requirement(device_type="scope")
+    devices = [device(f"d{i}", setup=1, teardown=2) for i in range(2)]
+    lender = expert("e1", unit="home", caps=[CapWindow(start=0, end=12, limit=4)])
+    reqs = [request(f"s{i}", requirements=[scope], duration=3) for i in range(4)]
+    reqs += [request(f"b{i}", unit="b", duration=4) for i in range(2)]
+    inst = instance([*devices, lender], reqs, horizon=40, agreements=LOAN)
+    plan = solved(inst, mode="makespan")
+    assert len(plan.assignments) == 6
+    loans = sorted(a.start for a in plan.assignments if a.request_id.startswith("b"))
+    assert loans[1] >= 12  # two loans starting before 12 put at least 5 units inside
