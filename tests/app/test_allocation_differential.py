@@ -73,7 +73,7 @@ hours = st.sampled_from(
 experts = st.lists(
     st.fixed_dictionaries(
         {
-            "unit": st.integers(0, 2),
+            "unit": st.sampled_from([0, 1, 2, 2]),
             "zone": st.sampled_from(ZONES),
             "hours": hours.filter(lambda h: h is not None),
             "skills": st.lists(
@@ -89,8 +89,9 @@ experts = st.lists(
 )
 devices = st.lists(
     st.fixed_dictionaries(
-        {"unit": st.integers(0, 2), "hours": hours, "rate": st.sampled_from([0, 2000])}
+        {"unit": st.sampled_from([0, 2, 2]), "hours": hours, "rate": st.sampled_from([0, 2000])}
     ),
+    min_size=1,
     max_size=2,
 )
 requests = st.lists(
@@ -98,7 +99,7 @@ requests = st.lists(
         {
             "unit": st.integers(0, 1),
             "what": st.sampled_from(["skill0", "skill1", "device"]),
-            "level": st.integers(1, 3),
+            "level": st.integers(1, 2),
             "quantity": st.integers(1, 2),
             "slots": st.integers(2, 16),
             "start": st.integers(0, 40),
@@ -122,7 +123,8 @@ worlds = st.fixed_dictionaries(
         "setup": st.sampled_from([0, 15, 30]),
         "teardown": st.sampled_from([0, 15, 45]),
         "operator": st.booleans(),
-        "funds": st.sampled_from([None, 0, 5000, 10_000_000]),
+        "funds": st.sampled_from([None, 0, 5000, 10_000_000, 10_000_000]),
+        "emergency": st.none() | requests.map(lambda qs: qs[0]),
     }
 )
 
@@ -157,7 +159,7 @@ def _agreements(s: Session, spec: dict, units: list[uuid.UUID], ids: dict) -> No
         RateCardEntry(target="default", hourly_rate=spec["card"]),
         RateCardEntry(target="device_type", target_id=ids["device"], hourly_rate=2 * spec["card"]),
     ]
-    pairs = [(2, 0)] + ([(2, 1), (1, 0)] if spec["second_agreement"] else [])
+    pairs = [(2, 0), (2, 1)] + ([(1, 0), (0, 1)] if spec["second_agreement"] else [])
     for lender, borrower in pairs:
         create_agreement(s, SYSTEM, AgreementCreate(
             lender_unit_id=units[lender], borrower_unit_id=units[borrower],
@@ -188,9 +190,11 @@ def _projects(s: Session, spec: dict, units: list[uuid.UUID], tag: str) -> list[
     return out
 
 
-def _requests(s: Session, spec: dict, units, projects, ids) -> None:
+def _requests(
+    s: Session, specs: list[dict], units, projects, ids, emergency: bool = False
+) -> list[uuid.UUID]:
     made: dict[int, list[uuid.UUID]] = {0: [], 1: []}
-    for i, q in enumerate(spec["requests"]):
+    for i, q in enumerate(specs):
         start = HORIZON[0] + timedelta(hours=3 * q["start"])
         kind = "device_type" if q["what"] == "device" else "skill"
         depends = made[q["unit"]][-1] if q["after"] and made[q["unit"]] else None
@@ -198,7 +202,8 @@ def _requests(s: Session, spec: dict, units, projects, ids) -> None:
             project_id=projects[q["unit"]], unit_id=units[q["unit"]], created_by=_user(s),
             title=f"request {i}", notes="", duration_minutes=q["slots"] * SLOT,
             window_start=start, window_end=start + timedelta(hours=q["length"]),
-            priority=q["priority"], emergency=False, depends_on_id=depends,
+            priority=q["priority"], emergency=emergency,
+            depends_on_id=None if emergency else depends,
             status=RequestStatus.OPEN.value,
             requirements=[Requirement(
                 position=0, kind=kind,
@@ -209,6 +214,7 @@ def _requests(s: Session, spec: dict, units, projects, ids) -> None:
         s.add(request)
         s.flush()
         made[q["unit"]].append(request.id)
+    return made[0] + made[1]
 
 
 def _user(s: Session) -> uuid.UUID:
@@ -222,7 +228,7 @@ def _actor(s: Session) -> Actor:
                  name="planner")
 
 
-def _world(factory, spec: dict) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+def _world(factory, spec: dict) -> tuple[list[uuid.UUID], list[uuid.UUID], dict]:
     tag = uuid.uuid4().hex[:8]
     with session_scope(factory) as s:
         units = []
@@ -234,17 +240,19 @@ def _world(factory, spec: dict) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         ids = _catalog(s, spec, units, tag)
         _agreements(s, spec, units, ids)
         projects = _projects(s, spec, units, tag)
-        _requests(s, spec, units, projects, ids)
-    return units, projects
+        _requests(s, spec["requests"], units, projects, ids)
+    return units, projects, ids
 
 
-def _solve(factory, projects) -> tuple[uuid.UUID, scheduling.Instance, scheduling.Plan]:
+def _solve(
+    factory, projects, emergency: bool = False
+) -> tuple[uuid.UUID, scheduling.Instance, scheduling.Plan]:
     with session_scope(factory) as s:
         run = AllocationRun(
             created_by=_user(s), unit_id=s.get(Project, projects[0]).lead_unit_id,
             status=RunStatus.RUNNING.value, horizon_start=HORIZON[0], horizon_end=HORIZON[1],
             slot_minutes=SLOT, time_limit_s=2, project_ids=[str(p) for p in projects],
-            unit_ids=[], emergency=False)
+            unit_ids=[], emergency=emergency)
         s.add(run)
         s.flush()
         instance, extras = build_instance(s, run)
@@ -276,7 +284,23 @@ def _refusal(s: Session, resource_id: str, request: Request, start: datetime) ->
         return "no_agreement"
 
 
+def _window(prep, plan: scheduling.Plan, r: int) -> tuple[int, int]:
+    """Where the request could start and end: its window, after its dependencies' ends."""
+    lo, hi = prep.windows[r]
+    for dep in prep.instance.requests[r].after:
+        planned = plan.assignment_of(dep)
+        if planned is not None:
+            lo = max(lo, planned.end)
+    return lo, hi
+
+
 def _check_refusals(factory, instance: scheduling.Instance, plan: scheduling.Plan) -> None:
+    """A capacity-free reason is the booking engine's own refusal, at every start.
+
+    ``outside_working_hours``: at every start, fewer eligible resources than needed get
+    past the calendar checks; ``lending_cap``: at every start, fewer than needed are
+    accepted, and the refusals are calendar, overlap or cap refusals.
+    """
     prep = prepare(instance)
     clock = Clock(HORIZON[0], SLOT)
     with session_scope(factory) as s:
@@ -286,25 +310,27 @@ def _check_refusals(factory, instance: scheduling.Instance, plan: scheduling.Pla
                 continue
             request = s.get(Request, uuid.UUID(left.request_id))
             q = instance.requests[r]
+            lo, hi = _window(prep, plan, r)
             for reason in left.reasons:
-                codes = {"outside_working_hours": HOURS_CODES, "lending_cap": CAP_CODES}.get(
-                    reason.code.value
-                )
-                if codes is None or reason.requirement is None:
+                if reason.code.value not in ("outside_working_hours", "lending_cap"):
                     continue
+                if reason.requirement is None:
+                    continue  # a reason about the request as a whole names no resources
                 need = q.requirements[reason.requirement].quantity
-                # The window the reason speaks of: the request's, narrowed by its dependency.
-                span = reason.span or scheduling.TimeSpan(start=q.window_start, end=q.window_end or 0)
-                for t in range(span.start, span.end - q.duration + 1):
-                    # Fewer eligible resources than needed can take the start, each refused
-                    # for the reason given.
+                eligible = prep.eligible[r][reason.requirement]
+                for t in range(lo, hi - q.duration + 1):
                     refusals = [
                         _refusal(s, instance.resources[k].id, request, clock.instant(t))
-                        for k in prep.eligible[r][reason.requirement]
+                        for k in eligible
                     ]
-                    accepted = refusals.count(None)
-                    assert accepted < need, (reason, clock.instant(t), refusals)
-                    assert set(refusals) - {None} <= codes, (reason, clock.instant(t), refusals)
+                    detail = (reason, clock.instant(t), refusals,
+                              [instance.resources[k] for k in eligible], q)
+                    if reason.code.value == "outside_working_hours":
+                        past_calendar = [c for c in refusals if c not in HOURS_CODES]
+                        assert len(past_calendar) < need, detail
+                    else:
+                        assert refusals.count(None) < need, detail
+                        assert set(refusals) - {None} <= CAP_CODES, detail
             s.rollback()
 
 
@@ -324,25 +350,56 @@ def test_every_plan_applies_and_prices_as_the_booking_engine(db_url, spec):
     engine = make_engine(db_url)
     factory = make_session_factory(engine)
     try:
-        _, projects = _world(factory, spec)
+        units, projects, ids = _world(factory, spec)
         run_id, instance, plan = _solve(factory, projects)
         event(f"{len(plan.assignments)} planned")
         for left in plan.unallocated:
             for reason in left.reasons:
                 event(f"left out: {reason.code.value}")
-        with session_scope(factory) as s:
-            report = apply_plan(s, _actor(s), s.get(AllocationRun, run_id))
-            assert report.refused == [], report.refused
-            for a in plan.assignments:
-                bookings = s.query(Booking).filter(
-                    Booking.request_id == uuid.UUID(a.request_id),
-                    Booking.status == BookingStatus.TENTATIVE.value,
-                ).all()
-                assert sorted(str(b.resource_id) for b in bookings) == sorted(a.resource_ids)
-                assert sum(booking_price(s, b).amount for b in bookings) == a.cost
+        _apply_and_compare(factory, run_id, plan)
         _check_refusals(factory, instance, plan)
+        if spec["emergency"] is not None:
+            _emergency(factory, spec["emergency"], units, projects, ids)
         with session_scope(factory) as s:  # the next example starts from a quiet pool
             for resource in s.query(Resource).filter(Resource.retired_at.is_(None)):
                 resource.retired_at = HORIZON[0]
     finally:
         engine.dispose()
+
+
+def _apply_and_compare(factory, run_id: uuid.UUID, plan: scheduling.Plan) -> dict:
+    """Apply: nothing refused, and each request's bookings cost what the plan says."""
+    with session_scope(factory) as s:
+        report = apply_plan(s, _actor(s), s.get(AllocationRun, run_id))
+        assert report.refused == [], report.refused
+        for a in plan.assignments:
+            bookings = s.query(Booking).filter(
+                Booking.request_id == uuid.UUID(a.request_id),
+                Booking.status == BookingStatus.TENTATIVE.value,
+            ).all()
+            assert sorted(str(b.resource_id) for b in bookings) == sorted(a.resource_ids)
+            assert sum(booking_price(s, b).amount for b in bookings) == a.cost
+        return report.as_json()
+
+
+def _emergency(factory, spec: dict, units, projects, ids) -> None:
+    """An emergency after the plan applied: it applies too, and whom it displaces goes back
+    to open whole, never half-booked."""
+    with session_scope(factory) as s:
+        [urgent] = _requests(s, [{**spec, "after": False}], units, projects, ids, emergency=True)
+    run_id, _, plan = _solve(factory, projects, emergency=True)
+    event(f"emergency: {len(plan.assignments)} planned, {len(plan.displaced)} displaced")
+    report = _apply_and_compare(factory, run_id, plan)
+    with session_scope(factory) as s:
+        for moved in report["displaced"]:
+            if moved["request_id"] is None:
+                continue
+            request = s.get(Request, uuid.UUID(moved["request_id"]))
+            assert request.status == RequestStatus.OPEN.value
+            assert request.reopen_code == "displaced_by"
+            live = s.query(Booking).filter(
+                Booking.request_id == request.id,
+                Booking.status.in_(["tentative", "pending_approval", "confirmed"]),
+            ).count()
+            assert live == 0
+        assert urgent is not None
