@@ -2,9 +2,12 @@
 
 Every request r gets a presence literal, a start and an end; every (request, requirement,
 eligible resource) triple an assignment literal; every (request, resource) pair an optional
-interval sharing the request's start, so all requirements are served at the same time.
+interval sharing the request's start, so all requirements are served at the same time;
+a resource with set-up or tear-down also gets an interval for its block. A displaceable
+pinned booking is an optional interval, present while kept (moves term).
 A model may cover only part of the requests (a neighbourhood of the large-instance search):
-the rest of the plan is then folded into the calendars (`busy`), lending used and budget spent.
+the rest of the plan is then folded into the calendars (`busy`, `blocks`), the capacity
+windows used, the budget spent and the pins already displaced.
 """
 
 from __future__ import annotations
