@@ -216,16 +216,23 @@ def bookings() -> None:
 
 @bookings.command("sweep")
 def bookings_sweep() -> None:
-    """Release device no-shows, expire open requests whose window passed, expire due holds."""
+    """Release device no-shows, expire open requests whose window passed, expire due holds,
+    purge idempotency records past their time to live."""
+    from datetime import timedelta
+
     import ledger
+    from app.base import utcnow
+    from app.bookings import idempotency
     from app.bookings.services import sweep
 
     with _scope() as session:
         counts = sweep(session, SYSTEM)
         holds = ledger.expire_due_holds(session)
+        ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
+        purged = idempotency.purge(session, utcnow(), ttl)
     click.echo(
-        f"released {counts['released']} no-shows, expired {counts['expired']} requests "
-        f"and {len(holds)} holds past their deadline"
+        f"released {counts['released']} no-shows, expired {counts['expired']} requests, "
+        f"{len(holds)} holds past their deadline and {purged} idempotency records"
     )
 
 

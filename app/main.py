@@ -30,7 +30,7 @@ from app.bookings.controllers import (
     RequestController,
     SeriesController,
 )
-from app.bookings.idempotency import IdempotencyMiddleware
+from app.bookings.idempotency import IdempotencyMiddleware, unless_owned
 from app.catalog.controllers import (
     DeviceController,
     DeviceTypeController,
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send_handler="autocommit",
         set_default_exception_handler=False,
     )
+    db.before_send_handler = unless_owned(db.before_send_handler)
 
     pool = RunPool(settings.database_url, settings.allocation_processes, settings.solver_workers)
 
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.session_scope_key = db.session_scope_key
     app.state.run_pool = pool
     return app
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     """Longest date span a query or a period may cover, in days."""
     api_key_touch_seconds: int = Field(default=60, ge=0)
     """An API key's ``last_used_at`` is written at most this often (saves a write per request)."""
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    """How long an ``Idempotency-Key`` answers with its first answer; older records are purged."""
     allocation_processes: int = Field(default=1, ge=1, le=16)
     """Allocation runs solved at once per app worker (each in its own process)."""
     solver_workers: int = Field(default=2, ge=1, le=32)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
 from app.auth.services import authenticate
+from app.bookings.idempotency import OWNED
 from app.errors import NotAuthenticated
 from app.settings import Settings
 
@@ -22,6 +23,10 @@ def provide_actor(
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("send an API key as 'Authorization: Bearer <key>'")
     actor = authenticate(db_session, token.strip(), touch_seconds=settings.api_key_touch_seconds)
+    if request.scope.get(OWNED):
+        # A keyed POST: the claim, the work and the answer share one transaction, which
+        # the idempotency middleware commits (app.bookings.idempotency).
+        return actor
     # End this transaction here, in the dependency's worker thread. Left open, it would hold
     # SQLite's writer lock (app.db) until the handler, in another thread-pool hop, finished:
     # with every pool thread waiting for that lock, the handler never got a thread (deadlock).

@@ -1,97 +1,191 @@
 """``Idempotency-Key`` on mutating POSTs: a retry gets the first answer, never a second effect.
 
-The first request with a key claims it by inserting a ``pending`` record (a unique
-constraint on ``(scope, key)`` lets exactly one request win, on both engines); its answer
-is stored when it has been sent. A retry with the same key and the same method, path and
-body gets the stored answer (header ``Idempotent-Replayed: true``); a retry while the first
-is still running waits for it (up to ``WAIT_SECONDS``, then 409); the same key with a
-different request is refused with 422. Answers of 5xx are not kept, so the client may
-retry them. ``scope`` is the SHA-256 of the caller's bearer token: keys never collide
-across callers, and an unauthenticated request is passed through untouched (it gets 401).
-A record stays pending forever only if the process died mid-request; such a key answers
-409 until the record is older than ``STALE_SECONDS``, after which it may be claimed anew.
+One transaction holds both the effect and the answer. For a POST with the header, the
+middleware reads the body (refusing more than ``MAX_BODY_BYTES`` with 413 as it reads),
+authenticates the caller, and opens the request's own session, which the handler then
+uses (advanced-alchemy finds it in the ASGI scope). In that transaction it claims the key
+with ``INSERT … ON CONFLICT DO NOTHING`` on the unique ``(scope, key)``; the handler runs;
+the answer is written into the claimed row; then the transaction commits and only then is
+the answer sent. So:
+
+- a concurrent retry's claim waits on the unique key for the first transaction (on
+  PostgreSQL the insert blocks on the uncommitted row, on SQLite the writer lock orders
+  whole transactions), then finds the committed answer and replays it — no polling;
+- a crash before the commit leaves nothing behind (the claim rolls back with the work),
+  so a retry after a restart simply runs; after the commit the retry finds the answer;
+- keys are claimed only after authentication, scoped to the user (not the token), and a
+  replay needs a valid, unrevoked key of that user; an unauthenticated request passes
+  through untouched and gets its 401;
+- the same key with another method, path or body is refused with 422;
+- 4xx answers are kept (the effect rolled back, the answer stored in a transaction of its
+  own); 5xx answers are not, so the client may retry them;
+- answers that carry a secret (a new API key, a feed URL) are never stored: a replay of
+  such a request answers 409 ``secret_not_replayable`` (the object was made once; list it);
+- records expire after ``idempotency_ttl_hours`` (24 h by default): an expired key may be
+  claimed anew, and ``copool bookings sweep`` purges them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from datetime import timedelta
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from litestar.types import ASGIApp
-from sqlalchemy import Engine, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from advanced_alchemy.extensions.litestar._utils import delete_aa_scope_state, set_aa_scope_state
+from litestar.types import ASGIApp, Message, Scope
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
+from app.auth.services import authenticate
 from app.base import utcnow
 from app.bookings.models import IdempotencyRecord
 from app.db import make_session_factory
+from app.errors import NotAuthenticated
 from app.problems import PROBLEM_JSON, Problem
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
-WAIT_SECONDS = 15.0
-STALE_SECONDS = 300
+MAX_BODY_BYTES = 10 * 1024 * 1024
+"""Bodies of keyed POSTs are read up to this size; more is refused with 413 while reading."""
+OWNED = "copool.idempotency.owned"
+"""Scope flag: the middleware, not the before-send hook, commits this request's session."""
+SECRET_PATHS = (
+    re.compile(r"^/users/[^/]+/api-keys/?$"),
+    re.compile(r"^/feed-subscriptions/?$"),
+    re.compile(r"^/feed-subscriptions/[^/]+/rotate/?$"),
+)
+
+Answer = tuple[int, str | None, bytes]
 
 
-def _problem(status: int, title: str, detail: str) -> tuple[int, str, bytes]:
-    body = Problem(title=title, status=status, detail=detail, field="Idempotency-Key")
-    return status, PROBLEM_JSON, body.model_dump_json().encode()
+def unless_owned(autocommit: Any) -> Callable[[Message, Scope], None]:
+    """The plugin's autocommit hook, except for requests whose transaction the middleware owns."""
+
+    def handler(message: Message, scope: Scope) -> None:
+        if scope.get(OWNED):
+            return
+        autocommit(message, scope)
+
+    return handler
 
 
-def _claim(engine: Engine, scope: str, key: str, digest: str) -> tuple[str, Any]:
-    """Insert a pending record, or report what the existing one says."""
-    factory = make_session_factory(engine)
-    with factory() as session:
-        try:
-            session.add(IdempotencyRecord(scope=scope, key=key, request_sha256=digest))
-            session.commit()
+def _problem(status: int, title: str, detail: str, code: str | None = None) -> Answer:
+    body = Problem(title=title, status=status, detail=detail, field="Idempotency-Key", code=code)
+    return status, PROBLEM_JSON, body.model_dump_json(exclude_none=True).encode()
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _claim(
+    session: Session, owner: str, key: str, digest: str, ttl: timedelta
+) -> tuple[str, Answer | None]:
+    """Claim the key in ``session``'s transaction, or say what its committed record holds."""
+    insert = _insert(session)
+    for _ in range(2):
+        claimed = session.execute(
+            insert(IdempotencyRecord)
+            .values(scope=owner, key=key, request_sha256=digest, state="pending")
+            .on_conflict_do_nothing(index_elements=["scope", "key"])
+            .returning(IdempotencyRecord.id)
+        ).first()
+        if claimed is not None:
             return "claimed", None
-        except IntegrityError:
-            session.rollback()
         row = session.scalar(
             select(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+                IdempotencyRecord.scope == owner, IdempotencyRecord.key == key
             )
         )
-        session.commit()
-        if row is None:  # deleted after a 5xx between our insert and select: claim again
-            return "retry", None
+        if row is None:
+            continue  # stored as a 4xx and purged meanwhile: claim again
+        if utcnow() - row.created_at > ttl:
+            session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == row.id))
+            continue
         if row.request_sha256 != digest:
             return "mismatch", None
-        if row.state == "done":
-            return "done", (row.status_code, row.content_type, row.body)
-        if utcnow() - row.created_at > timedelta(seconds=STALE_SECONDS):
-            with factory() as s2:
-                s2.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == row.id))
-                s2.commit()
-            return "retry", None
-        return "pending", None
+        if row.state == "secret":
+            return "secret", None
+        return "done", (row.status_code or 200, row.content_type, row.body or b"")
+    return "mismatch", None
 
 
-def _finish(
-    engine: Engine, scope: str, key: str, status: int, content_type: str | None, body: bytes
-) -> None:
-    with make_session_factory(engine)() as session:
-        condition = (IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
-        if status >= 500:
-            session.execute(delete(IdempotencyRecord).where(*condition))
-        else:
+def _open(
+    factory: Any, token: str, touch: int, owner_key: str, digest: str, ttl: timedelta
+) -> tuple[Session | None, str, Answer | None]:
+    """Authenticate and claim in a new session (None: not authenticated, pass through)."""
+    session: Session = factory()
+    try:
+        actor = authenticate(session, token, touch_seconds=touch)
+    except NotAuthenticated:
+        session.rollback()
+        session.close()
+        return None, "anonymous", None
+    outcome, answer = _claim(session, str(actor.user_id), owner_key, digest, ttl)
+    if outcome != "claimed":
+        session.commit()  # the touch of last_used_at; nothing else was written
+        session.close()
+        return None, outcome, answer
+    session.info["idempotency"] = (str(actor.user_id), owner_key)
+    return session, outcome, None
+
+
+def _store(session: Session, state: str, answer: Answer) -> None:
+    owner, key = session.info["idempotency"]
+    status, content_type, body = answer
+    session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.scope == owner, IdempotencyRecord.key == key)
+        .values(
+            state=state,
+            status_code=status,
+            content_type=content_type,
+            body=None if state == "secret" else body,
+        )
+    )
+
+
+def _finish(session: Session, answer: Answer, secret: bool, digest: str) -> Answer:
+    """Commit the effect with its answer (2xx/3xx), or keep only the answer (4xx), or neither."""
+    state = "secret" if secret else "done"
+    status = answer[0]
+    try:
+        if status < 400:
+            _store(session, state, answer)
+            session.commit()
+            return answer
+        session.rollback()
+        if status < 500:
+            owner, key = session.info["idempotency"]
             session.execute(
-                update(IdempotencyRecord)
-                .where(*condition)
-                .values(state="done", status_code=status, content_type=content_type, body=body)
+                _insert(session)(IdempotencyRecord)
+                .values(scope=owner, key=key, request_sha256=digest, state=state,
+                        status_code=status, content_type=answer[1],
+                        body=None if secret else answer[2])
+                .on_conflict_do_nothing(index_elements=["scope", "key"])
             )
-        session.commit()
+            session.commit()
+        return answer
+    except Exception:
+        session.rollback()
+        return _problem(503, "Service unavailable", "the request could not be committed; retry "
+                        "with the same Idempotency-Key")
+    finally:
+        session.close()
 
 
-async def _send_stored(
-    send: Any, status: int, content_type: str | None, body: bytes, replayed: bool
-) -> None:
+async def _send(send: Any, answer: Answer, replayed: bool) -> None:
+    status, content_type, body = answer
     headers = [
         (b"content-type", (content_type or "application/json").encode()),
         (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
     ]
     if replayed:
         headers.append((b"idempotent-replayed", b"true"))
@@ -99,111 +193,128 @@ async def _send_stored(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+async def _read_body(receive: Any) -> bytes | None:
+    """The request body, or None once it passes ``MAX_BODY_BYTES`` (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _key(scope: Any) -> tuple[str | None, str]:
+    """The Idempotency-Key (None: absent) and the bearer token of a request."""
+    headers = dict(scope["headers"])
+    raw = headers.get(HEADER)
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    return (None if raw is None else raw.decode("latin-1").strip()), token
+
+
 class IdempotencyMiddleware:
-    """ASGI middleware applying the rules in the module docstring to every POST."""
+    """ASGI middleware applying the rules in the module docstring to every keyed POST."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        key, token = _key(scope) if scope["type"] == "http" else (None, "")
+        if scope["type"] != "http" or scope["method"] != "POST" or key is None:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        raw_key = headers.get(HEADER)
-        token = headers.get(b"authorization", b"")
-        if raw_key is None or not token:
-            await self.app(scope, receive, send)
-            return
-        key = raw_key.decode("latin-1").strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            await _send_stored(
-                send,
-                *_problem(
-                    400, "Invalid input", f"Idempotency-Key: 1 to {MAX_KEY_LENGTH} characters"
-                ),
-                replayed=False,
-            )
+            detail = f"Idempotency-Key: 1 to {MAX_KEY_LENGTH} characters"
+            await _send(send, _problem(400, "Invalid input", detail), replayed=False)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        owner = hashlib.sha256(token).hexdigest()
+        body = await _read_body(receive)
+        if body is None:
+            detail = f"the body passes {MAX_BODY_BYTES} bytes"
+            await _send(send, _problem(413, "Request too large", detail), replayed=False)
+            return
         digest = hashlib.sha256(
-            b"\n".join(
-                [
-                    scope["method"].encode(),
-                    scope["path"].encode(),
-                    scope.get("query_string", b""),
-                    body,
-                ]
-            )
+            b"\n".join([b"POST", scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
-        engine: Engine = scope["app"].state.engine
+        state = scope["app"].state
+        settings = state.settings
+        session, outcome, answer = await anyio.to_thread.run_sync(
+            _open, make_session_factory(state.engine), token, settings.api_key_touch_seconds,
+            key, digest, timedelta(hours=settings.idempotency_ttl_hours),
+        )
+        replay = _replaying(body)
+        if outcome == "anonymous":
+            await self.app(scope, replay, send)  # type: ignore[arg-type]
+        elif outcome == "mismatch":
+            await _send(send, _problem(422, "Idempotency key reused", "this Idempotency-Key "
+                                       "was used with a different request"), replayed=False)
+        elif outcome == "secret":
+            await _send(send, _problem(409, "Not replayable", "the first answer carried a "
+                                       "secret, which copool does not keep; the object was "
+                                       "made once: list it", "secret_not_replayable"),
+                        replayed=True)
+        elif outcome == "done":
+            assert answer is not None
+            await _send(send, answer, replayed=True)
+        else:
+            assert session is not None
+            await self._run(scope, replay, send, session, digest, state.session_scope_key)
 
-        deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-        while True:
-            outcome, stored = await anyio.to_thread.run_sync(_claim, engine, owner, key, digest)
-            if outcome == "mismatch":
-                await _send_stored(
-                    send,
-                    *_problem(
-                        422,
-                        "Idempotency key reused",
-                        "this Idempotency-Key was used with a different request",
-                    ),
-                    replayed=False,
-                )
-                return
-            if outcome == "done":
-                await _send_stored(send, stored[0], stored[1], stored[2] or b"", replayed=True)
-                return
-            if outcome == "claimed":
-                break
-            if asyncio.get_running_loop().time() > deadline:
-                await _send_stored(
-                    send,
-                    *_problem(
-                        409,
-                        "Conflict",
-                        "the first request with this Idempotency-Key is still running",
-                    ),
-                    replayed=False,
-                )
-                return
-            await asyncio.sleep(0.05 if outcome == "pending" else 0)
-
-        sent_body = False
-
-        async def replay_receive() -> dict[str, Any]:
-            nonlocal sent_body
-            if not sent_body:
-                sent_body = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        status = 500
-        content_type: str | None = None
-        answer: list[bytes] = []
+    async def _run(
+        self, scope: Any, receive: Callable[[], Awaitable[Any]], send: Any, session: Session,
+        digest: str, session_key: str,
+    ) -> None:
+        """Run the handler on the claimed session; commit with the answer, then send it."""
+        scope[OWNED] = True
+        set_aa_scope_state(scope, session_key, session)
+        captured: list[dict[str, Any]] = []
 
         async def capture(message: dict[str, Any]) -> None:
-            nonlocal status, content_type
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"content-type":
-                        content_type = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                answer.append(message.get("body", b""))
-            await send(message)
+            captured.append(message)
 
         try:
-            await self.app(scope, replay_receive, capture)  # type: ignore[arg-type]
+            await self.app(scope, receive, capture)  # type: ignore[arg-type]
         finally:
-            await anyio.to_thread.run_sync(
-                _finish, engine, owner, key, status, content_type, b"".join(answer)
-            )
+            delete_aa_scope_state(scope, session_key)
+        start = next((m for m in captured if m["type"] == "http.response.start"), None)
+        status = start["status"] if start else 500
+        content_type = next(
+            (v.decode("latin-1") for n, v in (start or {}).get("headers", [])
+             if n.lower() == b"content-type"),
+            None,
+        )
+        body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+        secret = any(p.match(scope["path"]) for p in SECRET_PATHS)
+        final = await anyio.to_thread.run_sync(
+            _finish, session, (status, content_type, body), secret, digest
+        )
+        if final[0] == status and start is not None:
+            for message in captured:
+                await send(message)
+        else:
+            await _send(send, final, replayed=False)
+
+
+def _replaying(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def purge(session: Session, now: datetime, ttl: timedelta) -> int:
+    """Delete idempotency records older than ``ttl``; returns how many."""
+    result = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - ttl)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
