@@ -40,6 +40,7 @@ from app.catalog.controllers import (
 from app.db import make_engine
 from app.feeds.controllers import BusyImportController, FeedSubscriptionController, calendar_feed
 from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
+from app.hygiene import RejectNul
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController
 from app.settings import Settings, get_settings
@@ -124,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "actor": Provide(provide_actor, sync_to_thread=True),
         },
         plugins=[SQLAlchemyPlugin(config=db)],
-        middleware=[IdempotencyMiddleware],
+        middleware=[RejectNul, IdempotencyMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="copool",

@@ -16,39 +16,70 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    field_validator,
 )
 
 T = TypeVar("T")
 
 
+def _no_nul(value: Any) -> Any:
+    """Refuse the NUL character in any text (PostgreSQL cannot store it; SQLite would)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class Schema(BaseModel):
-    """Input schemas refuse unknown fields; output schemas read from ORM objects."""
+    """Input schemas refuse unknown fields and NUL characters; output schemas read from ORM
+    objects."""
 
     model_config = ConfigDict(extra="forbid", from_attributes=True, str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
+MIN_YEAR, MAX_YEAR = 2000, 2199
+"""Instants outside these years are refused: no booking, leave or horizon reaches them."""
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 def _require_string(value: Any) -> Any:
     # Litestar decodes JSON before pydantic sees it; pydantic's lax mode would then take
-    # ``0`` for 1970-01-01. Instants must be written as RFC 3339 strings with an offset.
-    if isinstance(value, str | datetime):
+    # ``0`` (or the string ``"1700000000"``) for a Unix time. Instants must be written as
+    # RFC 3339 strings with an offset.
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
         return value
     raise ValueError("must be an RFC 3339 date-time string with a UTC offset")
 
 
 def _to_utc(value: datetime) -> datetime:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must lie in the years {MIN_YEAR} to {MAX_YEAR}")
     return value.astimezone(ZoneInfo("UTC"))
 
 
 def _require_date_string(value: Any) -> Any:
-    if isinstance(value, str | date):
+    if isinstance(value, date) or (isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value)):
         return value
     raise ValueError("must be an ISO 8601 date string (YYYY-MM-DD)")
+
+
+def _date_in_range(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must lie in the years {MIN_YEAR} to {MAX_YEAR}")
+    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_require_string), AfterValidator(_to_utc)]
 """An instant given with an explicit offset (naive and numeric values are refused), kept in UTC."""
 
-IsoDate = Annotated[date, BeforeValidator(_require_date_string)]
+IsoDate = Annotated[date, BeforeValidator(_require_date_string), AfterValidator(_date_in_range)]
 """A calendar date written as ``YYYY-MM-DD``."""
 
 _ZONES = frozenset(available_timezones())
@@ -70,9 +101,18 @@ CurrencyCode = Annotated[str, Field(pattern=_CURRENCY.pattern, examples=["EUR"])
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
 Text = Annotated[str, Field(max_length=10_000)]
-MinorUnits = Annotated[int, Field(ge=0, le=10**15)]
-"""An amount in minor units of a currency (cents for EUR); never a float."""
-BasisPoints = Annotated[int, Field(ge=0, le=10_000)]
+def _require_int(value: Any) -> Any:
+    # Litestar validates with strict=False, which would turn "100", true and 1e3 into
+    # integers; money and shares must be written as JSON integers.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+MinorUnits = Annotated[int, BeforeValidator(_require_int), Field(ge=0, le=10**15)]
+"""An amount in minor units of a currency (cents for EUR): a JSON integer, never a float,
+a string or a boolean."""
+BasisPoints = Annotated[int, BeforeValidator(_require_int), Field(ge=0, le=10_000)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -140,4 +180,6 @@ def aware(value: str | datetime | None, field: str) -> datetime | None:
             raise InvalidInput(f"{field}: not an RFC 3339 date-time", field=field) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{field}: give an offset, e.g. 2027-03-01T09:00:00Z", field=field)
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise InvalidInput(f"{field}: must lie in the years {MIN_YEAR} to {MAX_YEAR}", field=field)
     return value.astimezone(ZoneInfo("UTC"))

@@ -35,6 +35,9 @@ EntryKindName = Literal[
     "reversal",
 ]
 Kind = Annotated[EntryKindName | None, Parameter(description="Entry kind")]
+MAX_ID = 2**63 - 1
+"""Entry and pledge numbers are 64-bit: a larger one is refused with 400, never a 500."""
+EntryId = Annotated[int, Parameter(ge=1, le=MAX_ID)]
 READ_FUNDS = problems(400, 401, 403, 404)
 """Reading a project's ledger: 403 for a participant who is neither member nor manager."""
 
@@ -67,7 +70,9 @@ class ProjectFundsController(Controller):
         until: OptionalInstant = None,
         account: Account = None,
         kind: Kind = None,
-        after: Annotated[int | None, Parameter(ge=0, description="Last entry id seen")] = None,
+        after: Annotated[
+            int | None, Parameter(ge=0, le=MAX_ID, description="Last entry id seen")
+        ] = None,
         limit: Limit = 50,
     ) -> ledger.RegisterPage:
         return services.entries(
@@ -169,7 +174,7 @@ class ProjectFundsController(Controller):
         actor: Actor,
         db_session: Session,
         project_id: uuid.UUID,
-        entry_id: int,
+        entry_id: EntryId,
         data: schemas.ReversalCreate,
         request: AnyRequest,
     ) -> schemas.EntryRef:
@@ -187,7 +192,7 @@ class PledgeController(Controller):
         self,
         actor: Actor,
         db_session: Session,
-        pledge_id: int,
+        pledge_id: EntryId,
         data: schemas.ReceiptCreate,
         request: AnyRequest,
     ) -> schemas.EntryRef:
@@ -197,7 +202,7 @@ class PledgeController(Controller):
         "/{pledge_id:int}/met", responses=WRITE, summary="A conditional pledge's condition is met"
     )
     def met(
-        self, actor: Actor, db_session: Session, pledge_id: int, request: AnyRequest
+        self, actor: Actor, db_session: Session, pledge_id: EntryId, request: AnyRequest
     ) -> schemas.EntryRef:
         return services.mark_met(db_session, actor, pledge_id, _key(request))
 

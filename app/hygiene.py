@@ -1,0 +1,43 @@
+"""Input that no route may see: the NUL character in a path or query string.
+
+PostgreSQL cannot store NUL in text (it answered 500), SQLite would store it silently.
+Bodies are checked by the schemas (``app.schemas.Schema``); this middleware refuses a
+request whose path or query string carries a NUL (raw or ``%00``) with 400 before routing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.types import ASGIApp
+
+from app.problems import PROBLEM_JSON, Problem
+
+
+class RejectNul:
+    """ASGI middleware: 400 for a NUL in the path or the query string."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            query = scope.get("query_string", b"")
+            if any(b"\x00" in part or b"%00" in part for part in (raw, query)) or (
+                "\x00" in scope["path"]
+            ):
+                body = Problem(
+                    title="Invalid input",
+                    status=400,
+                    detail="the path and the query string must not contain the NUL character",
+                    field="query" if b"%00" in query or b"\x00" in query else "path",
+                ).model_dump_json(exclude_none=True).encode()
+                headers = [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 400, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+        await self.app(scope, receive, send)
