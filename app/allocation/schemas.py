@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.allocation.models import RunStatus
+from app.errors import InvalidInput
 from app.schemas import Schema, UtcDatetime, end_after_start
 
 
@@ -31,7 +32,17 @@ class RunCreate(Schema):
         start = info.data.get("horizon_start")
         if start is not None and (value - start).days > 92:
             raise ValueError("a run covers at most 92 days")
+        if value <= datetime.now(UTC):
+            raise ValueError("the horizon has passed: a run plans time still to come")
         return value
+
+    @model_validator(mode="after")
+    def _holds_a_slot(self) -> RunCreate:
+        if self.horizon_end - self.horizon_start < timedelta(minutes=self.slot_minutes):
+            raise InvalidInput(
+                "horizon_end: the horizon is shorter than one slot", field="horizon_end"
+            )
+        return self
 
 
 class RunRead(Schema):

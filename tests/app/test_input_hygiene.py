@@ -66,3 +66,19 @@ def test_numbers_past_64_bits_are_400_not_500(client, world, path):
     entries = client.get(f"/projects/{w.project}/funds/entries?after=9223372036854775808",
                          headers=admin)
     assert entries.status_code == 400
+
+
+@pytest.mark.parametrize("horizon", [
+    ("2000-01-01T00:00:00Z", "2000-01-01T00:10:00Z"),  # passed, and shorter than a slot
+    ("2000-01-01T00:00:00Z", "2000-02-01T00:00:00Z"),  # passed
+    ("2030-01-01T00:00:00Z", "2030-01-01T00:10:00Z"),  # shorter than a 15-minute slot
+])
+def test_an_allocation_horizon_is_to_come_and_holds_a_slot(client, world, horizon):
+    w = build(world)
+    lead = world.user("planner", "B", Role.PROJECT_LEAD)
+    answer = client.post("/allocation-runs", json={
+        "horizon_start": horizon[0], "horizon_end": horizon[1], "project_ids": [str(w.project)]},
+        headers=lead)
+    assert answer.status_code == 400, answer.text
+    assert "horizon_end" in _fields(answer)
+    assert client.get("/allocation-runs", headers=lead).json()["total"] == 0
