@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.types import ASGIApp
+from pydantic import BaseModel
 
 from app.problems import PROBLEM_JSON, Problem
 
@@ -41,3 +42,25 @@ class RejectNul:
                 await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
         await self.app(scope, receive, send)
+
+
+def _subclasses(cls: type[BaseModel]) -> list[type[BaseModel]]:
+    out: list[type[BaseModel]] = []
+    for sub in cls.__subclasses__():
+        out.extend([sub, *_subclasses(sub)])
+    return out
+
+
+def forbid_unknown_fields(app: Any) -> None:
+    """Make the OpenAPI document say what validation does: input schemas refuse unknown
+    fields (``additionalProperties: false``). Litestar builds the document itself and leaves
+    pydantic's ``extra="forbid"`` out."""
+    from app.schemas import Schema
+
+    forbidding = {
+        cls.__name__ for cls in _subclasses(Schema) if cls.model_config.get("extra") == "forbid"
+    }
+    components = app.openapi_schema.components
+    for name, schema in (components.schemas or {}).items():
+        if name in forbidding and schema.properties is not None:
+            schema.additional_properties = False

@@ -40,7 +40,7 @@ from app.catalog.controllers import (
 from app.db import make_engine
 from app.feeds.controllers import BusyImportController, FeedSubscriptionController, calendar_feed
 from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
-from app.hygiene import RejectNul
+from app.hygiene import RejectNul, forbid_unknown_fields
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController
 from app.settings import Settings, get_settings
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         debug=settings.debug,
-        on_startup=[_widen_thread_pools],
+        on_startup=[_widen_thread_pools, forbid_unknown_fields],
         on_shutdown=[lambda: pool.shutdown()],
     )
     app.state.settings = settings

@@ -115,3 +115,13 @@ def test_api_conforms_to_its_schema(module_app: Litestar, demo: dict[str, Any]) 
     succeeded = [k for k, v in statuses.items() if any(200 <= c < 300 for c in v)]
     assert len(succeeded) > operations / 2, statuses
     assert not failures, "\n\n".join(failures)
+
+
+def test_input_schemas_say_they_refuse_unknown_fields(client) -> None:
+    document = client.get("/schema/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for name in ("BookingCreate", "RequestCreate", "RunCreate", "AgreementCreate"):
+        assert schemas[name]["additionalProperties"] is False, name
+    refused = client.post("/units", json={"name": "x", "code": "x", "colour": "red"},
+                          headers={"Authorization": "Bearer nobody"})
+    assert refused.status_code in (400, 401)
