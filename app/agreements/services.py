@@ -1,4 +1,8 @@
-"""Sharing agreements, and the rule that decides which resources a unit may see and borrow."""
+"""Sharing agreements, and the rule that decides which resources a unit may see and borrow.
+
+Changing terms and terminating lock the agreement's row and read it again before deciding
+(``lock_agreement``); a terminated agreement answers both with 409 ``wrong_status``.
+"""
 
 from __future__ import annotations
 
@@ -227,6 +231,31 @@ def create_agreement(session: Session, actor: Actor, data: AgreementCreate) -> S
     return agreement
 
 
+def lock_agreement(session: Session, agreement: SharingAgreement) -> SharingAgreement:
+    """Lock ``agreement``'s row and re-read it with its items.
+
+    ``FOR NO KEY UPDATE``: bookings that merely reference the agreement are not held up by
+    it (PostgreSQL; SQLite serialises whole transactions).
+    """
+    session.flush()  # re-reading must not drop this transaction's unflushed changes
+    session.scalar(  # fetching the row is what re-reads it into ``agreement``
+        select(SharingAgreement)
+        .options(selectinload(SharingAgreement.items))
+        .where(SharingAgreement.id == agreement.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return agreement
+
+
+def _require_running(agreement: SharingAgreement) -> None:
+    if agreement.terminated_at is not None:
+        raise Conflict(
+            f"the agreement is terminated (since {agreement.terminated_at.isoformat()})",
+            code="wrong_status",
+        )
+
+
 def update_agreement(
     session: Session, actor: Actor, agreement_id: uuid.UUID, data: AgreementUpdate
 ) -> SharingAgreement:
@@ -234,8 +263,8 @@ def update_agreement(
     agreement = get_agreement(session, actor, agreement_id)
     if not actor.manages_unit(agreement.lender_unit_id, Role.UNIT_MANAGER):
         raise PermissionDenied("only the lender's unit_manager (or an admin) changes an agreement")
-    if agreement.terminated_at is not None:
-        raise Conflict("the agreement is terminated")
+    lock_agreement(session, agreement)
+    _require_running(agreement)
     before = to_read(agreement).model_dump(mode="json")
     changes = data.model_dump(exclude_unset=True)
     if (
@@ -274,36 +303,38 @@ def terminate_agreement(
     agreement = get_agreement(session, actor, agreement_id)
     if not actor.manages_unit(agreement.lender_unit_id, Role.UNIT_MANAGER):
         raise PermissionDenied("only the lender's unit_manager (or an admin) ends an agreement")
-    if agreement.terminated_at is None:
-        # A loan locks its resource before it reads the agreement: holding the lender's
-        # resources, no loan under this agreement can be placed between check and end.
-        session.execute(
-            select(Resource.id)
-            .where(Resource.unit_id == agreement.lender_unit_id)
-            .order_by(Resource.id)
-            .with_for_update()
-        )
-        now = utcnow()
-        hit = withdrawals.under_agreement(session, agreement.id, now)
-        withdrawals.refuse_unless_forced(hit, force=force, what="ending the agreement")
-        before = to_read(agreement).model_dump(mode="json")
-        agreement.terminated_at = now
-        session.flush()
-        record(
-            session,
-            actor,
-            "agreement.terminate",
-            agreement,
-            unit_id=agreement.lender_unit_id,
-            before=before,
-            after={
-                **to_read(agreement).model_dump(mode="json"),
-                "released": [str(b.id) for b in hit],
-            },
-            reason=reason,
-        )
-        why = "the agreement it ran under was terminated"
-        withdrawals.release(session, actor, hit, f"{why}: {reason}" if reason else why)
+    # A loan locks its resource before it reads the agreement: holding the lender's
+    # resources, no loan under this agreement can be placed between check and end. Then the
+    # agreement itself (resources, agreement, requests, bookings: the order changes lock in).
+    session.execute(
+        select(Resource.id)
+        .where(Resource.unit_id == agreement.lender_unit_id)
+        .order_by(Resource.id)
+        .with_for_update()
+    )
+    lock_agreement(session, agreement)
+    _require_running(agreement)
+    now = utcnow()
+    hit = withdrawals.under_agreement(session, agreement.id, now)
+    withdrawals.refuse_unless_forced(hit, force=force, what="ending the agreement")
+    before = to_read(agreement).model_dump(mode="json")
+    agreement.terminated_at = now
+    session.flush()
+    record(
+        session,
+        actor,
+        "agreement.terminate",
+        agreement,
+        unit_id=agreement.lender_unit_id,
+        before=before,
+        after={
+            **to_read(agreement).model_dump(mode="json"),
+            "released": [str(b.id) for b in hit],
+        },
+        reason=reason,
+    )
+    why = "the agreement it ran under was terminated"
+    withdrawals.release(session, actor, hit, f"{why}: {reason}" if reason else why)
     return agreement
 
 
@@ -313,6 +344,7 @@ __all__ = [
     "false",
     "get_agreement",
     "list_agreements",
+    "lock_agreement",
     "shown_to_unit",
     "terminate_agreement",
     "to_read",

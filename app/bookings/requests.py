@@ -39,6 +39,8 @@ from app.bookings.services import (
     change_status,
     check_project_period,
     holds_skill,
+    lock_bookings,
+    lock_request,
     place_booking,
     reopen_dependents,
     sync_request,
@@ -209,9 +211,14 @@ def _check_owner(actor: Actor, request: Request) -> None:
 
 
 def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: str) -> Request:
-    """Withdraw a request and cancel its live bookings."""
+    """Withdraw a request and cancel its live bookings (409 ``wrong_status`` once it is over)."""
     request = get_request(session, actor, request_id)
     _check_owner(actor, request)
+    # Lock the request, then every booking of it (by id), and decide on what they are now.
+    lock_request(session, request.id)
+    lock_bookings(
+        session, session.scalars(select(Booking.id).where(Booking.request_id == request.id))
+    )
     if request.status not in (
         RequestStatus.OPEN.value,
         RequestStatus.ALLOCATED.value,
@@ -221,10 +228,12 @@ def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason
         raise Conflict(f"the request is {request.status}", code="wrong_status")
     before = snapshot(request)
     live = session.scalars(
-        select(Booking).where(
+        select(Booking)
+        .where(
             Booking.request_id == request.id,
             Booking.status.in_([s for s in LIVE_STATUSES if s != "completed"]),
         )
+        .order_by(Booking.id)
     ).all()
     for booking in live:
         if booking.status not in LIVE_STATUSES:
@@ -445,6 +454,13 @@ def serve_now(
                 break
             banned.add(uuid.UUID(culprit))
             continue
+        # Resources first, then the request (the order every change locks in): a second
+        # serve, a run's apply or a withdrawal may have changed it since it was read.
+        if lock_request(session, request.id) is None or request.status != RequestStatus.OPEN.value:
+            raise Conflict(
+                f"the request is {request.status}; only open requests are served",
+                code="wrong_status",
+            )
         sync_request(session, actor, request.id, "served now (first fit)")
         session.refresh(request)
         return request, bookings

@@ -26,17 +26,30 @@ under every rule of a booking; the operator's booking points at the device's thr
 (cancelled, declined, released), the other is cancelled (without a fee). Confirming and
 approving are not paired: each booking follows its own agreement, so the device may be
 confirmed while its operator's loan waits for approval.
+
+Concurrency. Every state change locks what it changes and reads the status again under
+the lock before it decides (``lock_booking``, ``lock_request``): two people acting on one
+booking at once are served one after the other, and the second sees the first's result.
+A repeated or overtaken transition (a second cancel, an approval after a cancel, a
+check-in after a release) answers 409 ``wrong_status`` naming the status it found; it
+never succeeds twice, so a change is audited and posted to the ledger exactly once.
+Locks are always taken in one order so that two changes cannot deadlock: the resource
+(approval re-checks the slot), then the request, then the bookings by id — a booking's
+operator pair and, for a request's booking, every booking of the request. On PostgreSQL
+these are ``SELECT … FOR UPDATE`` row locks; SQLite ignores ``FOR UPDATE`` but serialises
+whole transactions (``app.db``), so there the re-read under the transaction is what counts.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.agreements.models import SharingAgreement
 from app.audit.services import record, snapshot
@@ -330,6 +343,71 @@ def list_bookings(
     return list(rows), total
 
 
+# --- locks ----------------------------------------------------------------------------------
+
+
+def lock_request(session: Session, request_id: uuid.UUID) -> Request | None:
+    """Lock a request's row and re-read it (its status as of now, not as first read)."""
+    session.flush()  # re-reading must not drop this transaction's unflushed changes
+    return session.scalar(
+        select(Request)
+        .options(selectinload(Request.requirements))
+        .where(Request.id == request_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_bookings(session: Session, ids: Iterable[uuid.UUID]) -> list[Booking]:
+    """Lock bookings' rows in id order and re-read them.
+
+    One order everywhere: two transactions locking overlapping sets of bookings queue up
+    instead of each holding what the other waits for.
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    session.flush()
+    return list(
+        session.scalars(
+            select(Booking)
+            .where(Booking.id.in_(wanted))
+            .order_by(Booking.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+    )
+
+
+def lock_booking(session: Session, *bookings: Booking) -> None:
+    """Lock ``bookings`` with every booking their change may touch, and re-read them all.
+
+    Their requests first (by id), then, by id, the bookings, their operator pairs and
+    every booking of their requests (a decline or a lender's cancel changes them all).
+    The caller checks the status again afterwards.
+    """
+    if not bookings:
+        return
+    ids = [b.id for b in bookings]
+    pairs = [b.operator_for_id for b in bookings if b.operator_for_id is not None]
+    request_ids = sorted({b.request_id for b in bookings if b.request_id is not None})
+    for request_id in request_ids:
+        lock_request(session, request_id)
+    together = or_(
+        Booking.id.in_(ids + pairs),
+        Booking.operator_for_id.in_(ids),
+        Booking.request_id.in_(request_ids),
+    )
+    lock_bookings(session, session.scalars(select(Booking.id).where(together)).all())
+
+
+def _locked_booking(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:
+    """A booking the actor may see, locked with what its change touches (``lock_booking``)."""
+    booking = get_booking(session, actor, booking_id)
+    lock_booking(session, booking)
+    return booking
+
+
 # --- state changes ------------------------------------------------------------------------
 
 
@@ -394,6 +472,7 @@ def _end_pair(
     for partner in session.scalars(
         select(Booking)
         .where(paired, Booking.status.in_([s.value for s in CANCELLABLE]))
+        .order_by(Booking.id)
         .with_for_update()
     ).all():
         change_status(
@@ -436,7 +515,7 @@ def approve(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
     if not _is_lender(actor, booking):
         raise PermissionDenied("approving needs resource_manager or unit_manager of the lender")
     resource = rules.lock_resource(session, booking.resource_id)
-    session.refresh(booking)
+    lock_booking(session, booking)
     _require_status(booking, BookingStatus.PENDING_APPROVAL)
     agreement = (
         session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
@@ -455,7 +534,7 @@ def approve(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
 
 def decline(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
     """The lender declines a loan; the slot is free again."""
-    booking = get_booking(session, actor, booking_id)
+    booking = _locked_booking(session, actor, booking_id)
     if not _is_lender(actor, booking):
         raise PermissionDenied("declining needs resource_manager or unit_manager of the lender")
     _require_status(booking, BookingStatus.PENDING_APPROVAL, BookingStatus.TENTATIVE)
@@ -464,7 +543,7 @@ def decline(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
 
 def confirm(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
     """The borrower accepts a tentative booking (from a plan): it goes to approval or is confirmed."""
-    booking = get_booking(session, actor, booking_id)
+    booking = _locked_booking(session, actor, booking_id)
     if not _is_borrower(actor, booking):
         raise PermissionDenied("confirming needs a borrower-side role")
     _require_status(booking, BookingStatus.TENTATIVE)
@@ -481,7 +560,7 @@ def confirm(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
 
 def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
     """Either side cancels; the slot is free at once."""
-    booking = get_booking(session, actor, booking_id)
+    booking = _locked_booking(session, actor, booking_id)
     if not (_is_borrower(actor, booking) or _is_lender(actor, booking)):
         raise PermissionDenied("cancelling needs a borrower-side or lender-side role")
     _require_status(booking, *CANCELLABLE)
@@ -503,9 +582,7 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
             f"lender: {reason}",
             cancelled_at=utcnow(),
         )
-        request = session.scalar(
-            select(Request).where(Request.id == booking.request_id).with_for_update()
-        )
+        request = lock_request(session, booking.request_id)  # locked already: re-read
         if request is not None and request.status not in (
             RequestStatus.CANCELLED.value,
             RequestStatus.DECLINED.value,
@@ -532,7 +609,7 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
 
 def complete(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
     """Mark a confirmed booking as done, once it has ended."""
-    booking = get_booking(session, actor, booking_id)
+    booking = _locked_booking(session, actor, booking_id)
     if not (_is_borrower(actor, booking) or _is_lender(actor, booking)):
         raise PermissionDenied("completing needs a borrower-side or lender-side role")
     _require_status(booking, BookingStatus.CONFIRMED)
@@ -550,8 +627,8 @@ def _grace(session: Session, booking: Booking) -> timedelta | None:
 
 
 def check_in(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:
-    """The borrower collects a device: from its set-up start until the booking ends."""
-    booking = get_booking(session, actor, booking_id)
+    """The borrower collects a device: from its set-up start until the booking ends (once)."""
+    booking = _locked_booking(session, actor, booking_id)
     if not _is_borrower(actor, booking):
         raise PermissionDenied("checking in needs a borrower-side role")
     _require_status(booking, BookingStatus.CONFIRMED)
@@ -563,19 +640,23 @@ def check_in(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:
             "check-in opens at the booking's set-up start and closes at its end",
             code="check_in_window",
         )
-    if booking.checked_in_at is None:
-        before = snapshot(booking)
-        booking.checked_in_at = now
-        session.flush()
-        record(
-            session,
-            actor,
-            "booking.check_in",
-            booking,
-            unit_id=booking.lender_unit_id,
-            before=before,
-            after=snapshot(booking),
+    if booking.checked_in_at is not None:
+        raise Conflict(
+            f"the device was already checked in at {booking.checked_in_at.isoformat()}",
+            code="wrong_status",
         )
+    before = snapshot(booking)
+    booking.checked_in_at = now
+    session.flush()
+    record(
+        session,
+        actor,
+        "booking.check_in",
+        booking,
+        unit_id=booking.lender_unit_id,
+        before=before,
+        after=snapshot(booking),
+    )
     return booking
 
 
@@ -590,6 +671,7 @@ def release_no_show(
 
 
 def _release(session: Session, actor: Actor, booking: Booking, now: datetime) -> Booking:
+    lock_booking(session, booking)
     _require_status(booking, BookingStatus.CONFIRMED)
     grace = _grace(session, booking)
     if grace is None:
@@ -630,9 +712,15 @@ def sweep(session: Session, actor: Actor, now: datetime | None = None) -> dict[s
         except Conflict:
             continue
     expired = 0
-    for request in session.scalars(
-        select(Request).where(Request.status == RequestStatus.OPEN.value, Request.window_end <= now)
-    ):
+    due = session.scalars(
+        select(Request.id)
+        .where(Request.status == RequestStatus.OPEN.value, Request.window_end <= now)
+        .order_by(Request.id)
+    ).all()
+    for request_id in due:
+        request = lock_request(session, request_id)
+        if request is None or request.status != RequestStatus.OPEN.value:
+            continue  # served or withdrawn since the search
         before = snapshot(request)
         request.status = RequestStatus.EXPIRED.value
         request.status_reason = "the window passed without an allocation"
@@ -665,10 +753,13 @@ def reopen_request(
     ``reopen_code`` saying why. Completed bookings stay. Returns the released bookings.
     """
     released = []
+    session.flush()  # populate_existing below must not drop unflushed changes
     for booking in session.scalars(
         select(Booking)
         .where(Booking.request_id == request.id, Booking.status.in_(LIVE_STATUSES))
+        .order_by(Booking.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).all():
         if booking.status not in CANCELLABLE:
             continue  # completed, or already released with its pair
@@ -714,11 +805,14 @@ def reopen_dependents(
         .where(Booking.request_id == Request.id, Booking.status.in_([s.value for s in CANCELLABLE]))
         .exists()
     )
+    session.flush()  # populate_existing below must not drop unflushed changes
     dependents = session.scalars(
         select(Request)
+        .options(selectinload(Request.requirements))
         .where(Request.depends_on_id == request.id, held)
         .order_by(Request.created_at, Request.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).all()
     was = "reopened" if request.status == RequestStatus.OPEN.value else request.status
     released: list[Booking] = []

@@ -25,7 +25,7 @@ from app.auth.actor import Actor
 from app.base import utcnow
 from app.bookings.availability import Interval, merge
 from app.bookings.models import Booking, BookingStatus, ReopenCode, Request
-from app.bookings.services import change_status, reopen_request
+from app.bookings.services import change_status, lock_booking, reopen_request
 from app.errors import Conflict
 
 RELEASABLE = (
@@ -109,7 +109,10 @@ def release(session: Session, actor: Actor, bookings: list[Booking], reason: str
     """Release ``bookings``: reopen the requests they serve, cancel the direct ones.
 
     Returns every booking that left a live state, request siblings and operators included.
+    The bookings were found without a lock: they are locked here (requests, then bookings,
+    as every change locks) and each one's status is read again before it is released.
     """
+    lock_booking(session, *bookings)
     released: list[Booking] = []
     reopened: set[uuid.UUID] = set()
     for booking in bookings:
@@ -119,9 +122,7 @@ def release(session: Session, actor: Actor, bookings: list[Booking], reason: str
             if booking.request_id in reopened:
                 continue
             reopened.add(booking.request_id)
-            request = session.scalar(
-                select(Request).where(Request.id == booking.request_id).with_for_update()
-            )
+            request = session.get(Request, booking.request_id)  # locked above
             assert request is not None  # a foreign key
             released += reopen_request(
                 session, actor, request, ReopenCode.RESOURCE_UNAVAILABLE, reason

@@ -1,4 +1,9 @@
-"""Joint projects: participants see them; the lead (user or unit manager) runs them."""
+"""Joint projects: participants see them; the lead (user or unit manager) runs them.
+
+A change locks the project's row and reads it again before it decides (``lock_project``),
+so two changes at once are served one after the other. Closing a closed project, or
+changing one, answers 409 ``wrong_status``.
+"""
 
 from __future__ import annotations
 
@@ -165,14 +170,37 @@ def create_project(session: Session, actor: Actor, data: ProjectCreate) -> Proje
     return project
 
 
+def lock_project(session: Session, project: Project) -> Project:
+    """Lock ``project``'s row and re-read it with its shares and members.
+
+    ``FOR NO KEY UPDATE``: bookings and ledger rows that merely reference the project are
+    not held up by it (PostgreSQL; SQLite serialises whole transactions).
+    """
+    session.flush()  # re-reading must not drop this transaction's unflushed changes
+    session.scalar(  # fetching the row is what re-reads it into ``project``
+        select(Project)
+        .options(selectinload(Project.shares), selectinload(Project.members))
+        .where(Project.id == project.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return project
+
+
+def _require_open(project: Project) -> None:
+    if project.closed_at is not None:
+        raise Conflict(
+            f"the project is closed (since {project.closed_at.isoformat()})", code="wrong_status"
+        )
+
+
 def update_project(
     session: Session, actor: Actor, project_id: uuid.UUID, data: ProjectUpdate
 ) -> Project:
     """Change a project's description, period, lead user or cost-share terms."""
-    project = get_project(session, actor, project_id)
+    project = lock_project(session, get_project(session, actor, project_id))
     _check_lead(actor, project)
-    if project.closed_at is not None:
-        raise Conflict("the project is closed")
+    _require_open(project)
     before = _snapshot(project)
     start = data.start_date or project.start_date
     end = data.end_date or project.end_date
@@ -217,7 +245,7 @@ def add_member(
     session: Session, actor: Actor, project_id: uuid.UUID, user_id: uuid.UUID
 ) -> Project:
     """Add a user of a participating unit to the project."""
-    project = get_project(session, actor, project_id)
+    project = lock_project(session, get_project(session, actor, project_id))
     _check_lead(actor, project)
     _check_users(session, [user_id], {s.unit_id for s in project.shares}, "user_id")
     if all(m.user_id != user_id for m in project.members):
@@ -240,7 +268,7 @@ def remove_member(
     session: Session, actor: Actor, project_id: uuid.UUID, user_id: uuid.UUID
 ) -> Project:
     """Remove a user from the project (not the lead)."""
-    project = get_project(session, actor, project_id)
+    project = lock_project(session, get_project(session, actor, project_id))
     _check_lead(actor, project)
     if user_id == project.lead_user_id:
         raise Conflict("user_id: the project lead cannot be removed", field="user_id")
@@ -263,20 +291,20 @@ def remove_member(
 
 def close_project(session: Session, actor: Actor, project_id: uuid.UUID, reason: str) -> Project:
     """Close a project: it stays for history and its ledger, but takes no new requests."""
-    project = get_project(session, actor, project_id)
+    project = lock_project(session, get_project(session, actor, project_id))
     _check_lead(actor, project)
-    if project.closed_at is None:
-        before = _snapshot(project)
-        project.closed_at = utcnow()
-        session.flush()
-        record(
-            session,
-            actor,
-            "project.close",
-            project,
-            unit_id=project.lead_unit_id,
-            before=before,
-            after=_snapshot(project),
-            reason=reason,
-        )
+    _require_open(project)
+    before = _snapshot(project)
+    project.closed_at = utcnow()
+    session.flush()
+    record(
+        session,
+        actor,
+        "project.close",
+        project,
+        unit_id=project.lead_unit_id,
+        before=before,
+        after=_snapshot(project),
+        reason=reason,
+    )
     return project
