@@ -2,10 +2,19 @@
 
 SQLite allows one writer at a time. copool makes that explicit instead of letting writers
 collide in SQLite's busy handler (whose back-off sleeps gave p99 latencies of seconds):
-every transaction on a SQLite engine first takes an in-process lock, then runs
+every write transaction on a SQLite engine first takes an in-process lock, then runs
 ``BEGIN IMMEDIATE`` (which also serialises against other processes), and releases the
 lock when the transaction ends. A check followed by an insert inside one transaction is
 therefore atomic on SQLite, as the exclusion constraint makes it on PostgreSQL.
+
+Read-only transactions (``read_only_engine``; the app uses them for GET and HEAD) take
+no lock: on SQLite a deferred ``BEGIN`` with ``PRAGMA query_only`` on, which WAL runs
+beside the one writer; on PostgreSQL ``BEGIN READ ONLY`` (psycopg's ``read_only``, no
+extra round trip). Both engines refuse a write inside one, so a GET that writes by
+accident fails loudly instead of queueing behind writers.
+
+A write that must not wait (``NOWAIT``, e.g. an API key's ``last_used_at`` touched
+during a GET) gets ``Busy`` at once when SQLite's writer lock is taken.
 """
 
 from __future__ import annotations
@@ -21,12 +30,39 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Busy
 
+READ_ONLY = "copool_read_only"
+"""Execution option: the transaction only reads (no writer lock; writes are refused)."""
+NOWAIT = "copool_nowait"
+"""Execution option: on SQLite, raise ``Busy`` at once instead of waiting for the writer lock."""
+READ_METHODS = frozenset({"GET", "HEAD"})
+"""HTTP methods whose requests run in read-only transactions (``app.main``)."""
+
+LOCK_SQLSTATES = {
+    "55P03": "lock_not_available",  # lock_timeout (or NOWAIT) ran out
+    "40P01": "deadlock_detected",
+    "40001": "serialization_failure",
+}
+"""PostgreSQL errors that mean "the same request may succeed if retried"."""
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def is_lock_failure(exc: BaseException) -> bool:
+    """Whether a database error is a lock timeout, deadlock or serialization failure (on
+    PostgreSQL by SQLSTATE, on SQLite by the BUSY/LOCKED result code): worth a retry."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) in LOCK_SQLSTATES:
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    # extended codes (SQLITE_BUSY_SNAPSHOT, …) keep the primary code in the low byte
+    return isinstance(code, int) and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
 
 class _SerialisedConnection(sqlite3.Connection):
     """A sqlite3 connection whose COMMIT/ROLLBACK release the engine's writer lock."""
 
     writer_lock: threading.Lock
     holds_lock: bool = False
+    query_only: bool = False
 
     def _release(self) -> None:
         if self.holds_lock:
@@ -81,11 +117,30 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, echo: bool) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         dbapi_conn = conn.connection.driver_connection
-        if not lock.acquire(timeout=busy_timeout_ms / 1000):
+        options = conn.get_execution_options()
+        read_only = bool(options.get(READ_ONLY))
+        if dbapi_conn.query_only != read_only:
+            # Only when the pooled connection switches between reading and writing.
+            conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+            dbapi_conn.query_only = read_only
+        if read_only:
+            conn.exec_driver_sql("BEGIN")  # deferred: a WAL reader, no writer lock
+            return
+        nowait = bool(options.get(NOWAIT))
+        acquired = (
+            lock.acquire(blocking=False) if nowait else lock.acquire(timeout=busy_timeout_ms / 1000)
+        )
+        if not acquired:
             raise Busy("the database is busy; retry shortly")
         dbapi_conn.holds_lock = True
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if nowait:  # another process may hold SQLite's own write lock: do not wait either
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                if nowait:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         except BaseException:
             dbapi_conn._release()
             raise
@@ -113,6 +168,14 @@ def make_engine(
         # a lock wait ends in an error (503), never an endless hang
         connect_args={"options": f"-c lock_timeout={sqlite_busy_timeout_ms}"},
     )
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """``engine`` (same pool) whose transactions are read-only; make it once per engine."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True  # psycopg sends BEGIN READ ONLY
+    return engine.execution_options(**options)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
@@ -14,9 +15,13 @@ from advanced_alchemy.extensions.litestar import (
     SyncSessionConfig,
 )
 from litestar import Litestar, get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import Scope
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from app.agreements.controllers import AgreementController
 from app.allocation.controllers import AllocationRunController
@@ -37,7 +42,7 @@ from app.catalog.controllers import (
     ExpertController,
     SkillController,
 )
-from app.db import make_engine
+from app.db import READ_METHODS, make_engine, read_only_engine
 from app.feeds.controllers import BusyImportController, FeedSubscriptionController, calendar_feed
 from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
 from app.hygiene import RejectNul, forbid_unknown_fields
@@ -51,6 +56,28 @@ from app.units.controllers import UnitController
 def health() -> dict[str, str]:
     """Answers while the process is up; no database access, no auth."""
     return {"status": "ok"}
+
+
+@dataclass
+class RequestSessions(SQLAlchemySyncConfig):
+    """One session per request, as advanced-alchemy provides it, with GET and HEAD bound to
+    the read-only engine: their transactions take no writer lock on SQLite and refuse
+    writes on both engines (``app.db``). A GET that must write does so in a session of its
+    own (e.g. ``app.auth.dependencies.touch_without_waiting``), or is not a GET."""
+
+    read_engine: Engine | None = None
+
+    def provide_session(self, state: State, scope: Scope) -> Session:
+        """The request's session; read-only for GET and HEAD."""
+        session = super().provide_session(state, scope)
+        if (
+            self.read_engine is not None
+            and scope.get("method") in READ_METHODS
+            and session.bind is not self.read_engine
+            and not session.in_transaction()
+        ):
+            session.bind = self.read_engine
+        return session
 
 
 WORKER_THREADS = 256
@@ -82,8 +109,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         max_overflow=settings.db_max_overflow,
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
-    db = SQLAlchemySyncConfig(
+    db = RequestSessions(
         engine_instance=engine,
+        read_engine=read_only_engine(engine),
         session_config=SyncSessionConfig(expire_on_commit=False, autoflush=False),
         before_send_handler="autocommit",
         set_default_exception_handler=False,

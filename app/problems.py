@@ -10,14 +10,18 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import errors
+from app.db import LOCK_SQLSTATES, is_lock_failure
 from ledger import errors as ledger_errors
 
 log = logging.getLogger("copool")
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 1
+"""``Retry-After`` of a 503: locks are held for one transaction, which is short."""
 
 STATUS: dict[type[errors.CopoolError], int] = {
     errors.NotFound: 404,
@@ -60,7 +64,11 @@ def problem_response(status: int, title: str, detail: str, **members: Any) -> Re
     body = Problem(title=title, status=status, detail=detail, **members).model_dump(
         mode="json", exclude_defaults=False
     )
-    headers = {"WWW-Authenticate": 'Bearer realm="copool"'} if status == 401 else None
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="copool"'
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -128,11 +136,20 @@ def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
     return problem_response(409, "Conflict", "the change conflicts with existing data")
 
 
-def _operational(_: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
-    if any(w in str(exc.orig) for w in ("locked", "busy", "lock timeout")):
+def _database(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    # A lock wait that timed out, a deadlock or a serialization failure is the load, not a
+    # bug: the same request may succeed in a moment (app.db.is_lock_failure).
+    if is_lock_failure(exc):
+        sqlstate = str(getattr(exc.orig, "sqlstate", ""))
+        log.info("lock failure mapped to 503: %s", LOCK_SQLSTATES.get(sqlstate) or exc.orig)
         return problem_response(503, "Service busy", "the database is busy; retry shortly")
     log.exception("database error", exc_info=exc)
     return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "database error")
+
+
+def _pool_timeout(_: Request[Any, Any, Any], exc: PoolTimeout) -> Response[Any]:
+    log.warning("no database connection free in time: %s", exc)
+    return problem_response(503, "Service busy", "no database connection is free; retry shortly")
 
 
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -146,7 +163,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: _validation,
     HTTPException: _http,
     IntegrityError: _integrity,
-    OperationalError: _operational,
+    DBAPIError: _database,
+    PoolTimeout: _pool_timeout,
     Exception: _unexpected,
 }
 
@@ -158,7 +176,8 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     422: "Idempotency-Key reused with a different request, or input the rules cannot "
     "carry out as asked (e.g. `operator_required`); the problem names the field",
-    503: "Database busy; retry",
+    503: "Database busy (a lock wait timed out, a deadlock, no free connection); retry "
+    "after the `Retry-After` seconds",
 }
 
 
@@ -172,9 +191,9 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-READ = problems(400, 401, 404)
+READ = problems(400, 401, 404, 503)
 """Statuses of an authenticated read of one object."""
-LIST = problems(400, 401, 403)
+LIST = problems(400, 401, 403, 503)
 """Statuses of an authenticated list."""
 WRITE = problems(400, 401, 403, 404, 409, 422, 503)
 """Statuses of an authenticated change."""

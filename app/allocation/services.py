@@ -86,7 +86,11 @@ def start_run(session: Session, actor: Actor, data: RunCreate) -> AllocationRun:
 
 
 def get_run(session: Session, actor: Actor, run_id: uuid.UUID) -> AllocationRun:
-    """A run of the actor's unit; a run stuck past its time is reported failed."""
+    """A run of the actor's unit; a run stuck past its time is reported failed.
+
+    Only reported: reading writes nothing (GETs run in read-only transactions), so the
+    stale run is detached from the session before its status is changed for the answer.
+    """
     run = session.scalar(select(AllocationRun).where(AllocationRun.id == run_id, _visible(actor)))
     if run is None:
         raise NotFound("no such allocation run")
@@ -94,10 +98,10 @@ def get_run(session: Session, actor: Actor, run_id: uuid.UUID) -> AllocationRun:
         RunStatus.QUEUED.value,
         RunStatus.RUNNING.value,
     ) and utcnow() - run.created_at > stale_after(run):
+        session.expunge(run)
         run.status = RunStatus.FAILED.value
         run.error = "the run did not finish in time (its worker may have stopped)"
         run.finished_at = utcnow()
-        session.flush()
     return run
 
 

@@ -32,8 +32,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def authenticate(session: Session, token: str, *, touch_seconds: int = 60) -> Actor:
-    """The actor behind a bearer token; ``NotAuthenticated`` when unknown, revoked or inactive."""
+def identify(session: Session, token: str) -> tuple[Actor, ApiKey]:
+    """The actor behind a bearer token and its key, read only; ``NotAuthenticated`` when
+    unknown, revoked or inactive."""
     if not token.startswith(TOKEN_PREFIX):
         raise NotAuthenticated("unknown API key")
     row = session.execute(
@@ -48,15 +49,38 @@ def authenticate(session: Session, token: str, *, touch_seconds: int = 60) -> Ac
         raise NotAuthenticated("this API key was revoked")
     if not user.active:
         raise NotAuthenticated("this user is deactivated")
-    now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at >= timedelta(seconds=touch_seconds):
-        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-    return Actor(
+    actor = Actor(
         user_id=user.id,
         unit_id=user.unit_id,
         roles=frozenset(Role(r) for r in user.roles),
         name=user.name,
     )
+    return actor, key
+
+
+def touch_due(key: ApiKey, touch_seconds: int) -> bool:
+    """Whether the key's ``last_used_at`` is older than ``touch_seconds`` (or unset)."""
+    return key.last_used_at is None or utcnow() - key.last_used_at >= timedelta(
+        seconds=touch_seconds
+    )
+
+
+def touch_key(session: Session, key_id: uuid.UUID) -> None:
+    """Stamp ``last_used_at``, skipping a key row another transaction holds locked (it is
+    being stamped or revoked there); on SQLite the writer lock already orders this."""
+    locked = select(ApiKey.id).where(ApiKey.id == key_id).with_for_update(skip_locked=True)
+    session.execute(
+        update(ApiKey).where(ApiKey.id.in_(locked.scalar_subquery())).values(last_used_at=utcnow())
+    )
+
+
+def authenticate(session: Session, token: str, *, touch_seconds: int = 60) -> Actor:
+    """The actor behind a bearer token, stamping ``last_used_at`` in ``session`` when due
+    (a write: for a write transaction); ``NotAuthenticated`` when unknown, revoked or inactive."""
+    actor, key = identify(session, token)
+    if touch_due(key, touch_seconds):
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
+    return actor
 
 
 def _check_grant(actor: Actor, unit_id: uuid.UUID, roles: list[Role]) -> None:
