@@ -35,7 +35,7 @@ from app.bookings.controllers import (
     RequestController,
     SeriesController,
 )
-from app.bookings.idempotency import IdempotencyMiddleware, unless_owned
+from app.bookings.idempotency import IdempotencyMiddleware, commit_before_answering
 from app.catalog.controllers import (
     DeviceController,
     DeviceTypeController,
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send_handler="autocommit",
         set_default_exception_handler=False,
     )
-    db.before_send_handler = unless_owned(db.before_send_handler)
+    db.before_send_handler = commit_before_answering(db.before_send_handler)
 
     pool = RunPool(settings.database_url, settings.allocation_processes, settings.solver_workers)
 

@@ -28,13 +28,18 @@ the answer sent. So:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from advanced_alchemy.extensions.litestar._utils import delete_aa_scope_state, set_aa_scope_state
+from advanced_alchemy.extensions.litestar._utils import (
+    delete_aa_scope_state,
+    get_aa_scope_state,
+    set_aa_scope_state,
+)
 from litestar.types import ASGIApp, Message, Scope
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -48,10 +53,13 @@ from app.db import make_session_factory
 from app.errors import NotAuthenticated
 from app.problems import PROBLEM_JSON, Problem
 
+log = logging.getLogger("copool")
+
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """Bodies of keyed POSTs are read up to this size; more is refused with 413 while reading."""
+COMMIT_FAILED = "copool.commit_failed"
 OWNED = "copool.idempotency.owned"
 """Scope flag: the middleware, not the before-send hook, commits this request's session."""
 SECRET_PATHS = (
@@ -63,12 +71,40 @@ SECRET_PATHS = (
 Answer = tuple[int, str | None, bytes]
 
 
-def unless_owned(autocommit: Any) -> Callable[[Message, Scope], None]:
-    """The plugin's autocommit hook, except for requests whose transaction the middleware owns."""
+def commit_before_answering(autocommit: Any) -> Callable[[Message, Scope], None]:
+    """The plugin's autocommit hook, made honest: a 2xx is sent only once its commit holds.
+
+    The hook runs as the answer's first message leaves. It commits there; when the commit
+    fails (a deferred constraint or trigger on PostgreSQL, a lost connection), the answer
+    becomes a 503 problem with ``Retry-After`` instead of a 2xx for work that was not
+    saved (advanced-alchemy's own hook only logs such a failure). Requests whose
+    transaction the idempotency middleware owns are left to it.
+    """
 
     def handler(message: Message, scope: Scope) -> None:
         if scope.get(OWNED):
             return
+        failed: bytes | None = scope.get(COMMIT_FAILED)  # type: ignore[assignment]
+        if failed is not None and message["type"] == "http.response.body":
+            message["body"], message["more_body"] = failed, False
+            return
+        if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
+            session = get_aa_scope_state(scope, scope["app"].state.session_scope_key)
+            if session is not None:
+                try:
+                    session.commit()
+                except Exception:
+                    log.exception("commit failed; answering 503")
+                    session.rollback()
+                    body = _problem(503, "Service unavailable", "the change could not be "
+                                    "saved; retry shortly")[2]
+                    scope[COMMIT_FAILED] = body  # type: ignore[literal-required]
+                    message["status"] = 503
+                    message["headers"] = [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", b"1"),
+                    ]
         autocommit(message, scope)
 
     return handler
