@@ -53,6 +53,7 @@ def start_run(session: Session, actor: Actor, data: RunCreate) -> AllocationRun:
             raise InvalidInput(
                 "project_ids: your unit takes part in no project", field="project_ids"
             )
+    _fail_stale(session, actor.unit_id)
     active = (
         session.scalar(
             select(func.count()).where(
@@ -83,6 +84,22 @@ def start_run(session: Session, actor: Actor, data: RunCreate) -> AllocationRun:
     session.flush()
     record(session, actor, "allocation_run.start", run, unit_id=run.unit_id, after=snapshot(run))
     return run
+
+
+def _fail_stale(session: Session, unit_id: uuid.UUID) -> None:
+    """Mark the unit's runs stuck past their time failed, so they stop counting as active."""
+    now = utcnow()
+    for run in session.scalars(
+        select(AllocationRun).where(
+            AllocationRun.unit_id == unit_id,
+            AllocationRun.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+        )
+    ):
+        if now - run.created_at > stale_after(run):
+            run.status = RunStatus.FAILED.value
+            run.error = "the run did not finish in time (its worker may have stopped)"
+            run.finished_at = now
+    session.flush()
 
 
 def get_run(session: Session, actor: Actor, run_id: uuid.UUID) -> AllocationRun:

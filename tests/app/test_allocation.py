@@ -121,3 +121,30 @@ def test_emergency_run_displaces_ordinary_bookings_and_lists_them(client, world)
     gone = client.get(f"/bookings/{ordinary['id']}", headers=w.requester).json()
     assert gone["status"] == "cancelled"
     assert "emergency" in gone["status_reason"]
+
+
+def test_runs_stuck_past_their_time_stop_counting_against_the_quota(client, world, app):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.allocation.models import AllocationRun, RunStatus
+    from app.base import utcnow
+    from tests.app.conftest import session_of
+
+    w = build(world)
+    lead = world.user("planner", "B", Role.PROJECT_LEAD)
+    horizon = {"horizon_start": "2027-03-01T00:00:00Z", "horizon_end": "2027-03-02T00:00:00Z"}
+    with session_of(app) as s:
+        for _ in range(4):  # four runs a dead worker left queued an hour ago
+            s.add(AllocationRun(
+                created_by=world.users["planner"], unit_id=w.borrower,
+                status=RunStatus.QUEUED.value, horizon_start=utcnow(), horizon_end=utcnow(),
+                slot_minutes=15, time_limit_s=10, project_ids=[], unit_ids=[], emergency=False))
+        s.commit()
+        s.execute(update(AllocationRun).values(created_at=utcnow() - timedelta(hours=1)))
+        s.commit()
+    started = client.post("/allocation-runs", json={**horizon, "time_limit_s": 1}, headers=lead)
+    assert started.status_code == 202, started.text
+    failed = client.get("/allocation-runs?status=failed", headers=lead).json()
+    assert failed["total"] == 4
