@@ -6,11 +6,14 @@ told it was cancelled; ten cancels of one booking answered 200 up to ten times.
 
 A uvicorn server runs the app on each engine's database (one server per engine for the
 module). In every trial, threads — each with its own HTTP client, released together by a
-``threading.Barrier`` — ask for conflicting changes of one booking or request. Each trial
-must be consistent: exactly one change wins (200), every other answer is a 409 naming
-why, the audit log holds exactly one event for the change, and the ledger agrees with the
-outcome (a confirmed booking holds money once; a cancelled, declined or released one
-holds none; a completed one was charged once).
+``threading.Barrier`` — ask for conflicting changes of one booking, request, pledge,
+project or agreement. Each trial must be consistent: exactly one change wins (2xx), every
+other answer is a 409 naming why, the audit log holds exactly one event for the change,
+and the ledger agrees with the outcome (a confirmed booking holds money once; a
+cancelled, declined or released one holds none; a completed one was charged once). The
+one legal double is an approval followed by a cancel: the borrower may cancel a loan once
+it is confirmed. Without the row locks every booking and request race here fails on
+PostgreSQL within its first trials; SQLite serialises whole write transactions.
 """
 
 from __future__ import annotations
