@@ -564,10 +564,11 @@ def measure(copool: Server, anchor: Server, world: World, requests: Requests, pl
         "search_busy_latest_start": busy["latest_start"],
         "statuses": {"anchor": runs["anchor"]["statuses"], "booking": runs["easy"]["statuses"],
                      "realistic": runs["realistic"]["statuses"]},
-        "requests": {"anchor": runs["anchor"]["requests"], "booking": runs["easy"]["requests"],
-                     "realistic": runs["realistic"]["requests"]},
-        "searches": {"mornings": mornings["searches"],
-                                         "busy": busy["searches"]},
+        "requests": runs["easy"]["requests"], "searches": mornings["searches"],
+        "requests_per_route": {"anchor": runs["anchor"]["requests"],
+                               "booking": runs["easy"]["requests"],
+                               "realistic": runs["realistic"]["requests"]},
+        "searches_per_calendar": {"mornings": mornings["searches"], "busy": busy["searches"]},
     })
     return out
 
@@ -659,7 +660,7 @@ def _others(statuses: dict[str, int]) -> int:
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
     """A row per database, size and route; a row per search; then the goals."""
     header = (f"{'database':<11}{'existing':>10}  {'route':<10}{'rps':>8}{'p50 ms':>9}"
-              f"{'p99 ms':>9}{'ratio':>7}{'gen cpu':>9}{'srv cpu':>9}{'not 201':>9}")
+              f"{'p99 ms':>9}{'ratio':>7}{'gen cpu':>9}{'srv cpu':>9}{'requests':>10}{'not 201':>9}")
     print(header)
     print("-" * len(header))
     for db, res in results.items():
@@ -671,6 +672,7 @@ def print_table(results: dict[str, Any], sizes: list[int]) -> None:
                       f"{row[f'{name}_p50_ms']:>9.1f}{row[f'{name}_p99_ms']:>9.1f}"
                       f"{'' if ratio is None else f'{ratio:.2f}':>7}"
                       f"{row[f'{name}_gen_cpu']:>9.2f}{row[f'{name}_server_cpu']:>9.2f}"
+                      f"{row['requests_per_route'][name]:>10}"
                       f"{_others(row['statuses'][name]):>9}")
     print()
     header = (f"{'database':<11}{'existing':>10}  {'calendar':<10}{'p50 ms':>9}{'p99 ms':>9}"
@@ -682,7 +684,7 @@ def print_table(results: dict[str, Any], sizes: list[int]) -> None:
             for cal, prefix in (("mornings", "search"), ("busy", "search_busy")):
                 print(f"{db:<11}{int(size):>10,}  {cal:<10}{row[f'{prefix}_p50_ms']:>9.1f}"
                       f"{row[f'{prefix}_p99_ms']:>9.1f}{row[f'{prefix}_slots_found']:>7}"
-                      f"{row['searches'][cal]:>10}")
+                      f"{row['searches_per_calendar'][cal]:>10}")
     print()
     big = f"{sizes[-1]:,}"
     for db, res in results.items():
