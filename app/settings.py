@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     """Longest date span a query or a period may cover, in days."""
     api_key_touch_seconds: int = Field(default=60, ge=0)
     """An API key's ``last_used_at`` is written at most this often (saves a write per request)."""
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """An authenticated API key is trusted this long per process without a lookup; a revocation
+    or a user change reaches every other worker within it (0: look up every request)."""
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     """How long an ``Idempotency-Key`` answers with its first answer; older records are purged."""
     allocation_processes: int = Field(default=1, ge=1, le=16)

@@ -49,14 +49,21 @@ def provide_actor(
     if request.method in READ_METHODS:
         # The request's transaction is read-only (app.main): authenticate there, and stamp
         # last_used_at, when due, beside it without waiting for writers.
-        actor, key = identify(db_session, token.strip())
+        actor, key = identify(
+            db_session, token.strip(), cache_seconds=settings.auth_cache_seconds
+        )
         if touch_due(key, settings.api_key_touch_seconds):
             # Hand the read's connection back first, so that no request ever holds one
             # connection while waiting for a second (a pool deadlock under load).
             db_session.commit()
             touch_without_waiting(request.app.state.engine, key.id)
         return actor
-    actor = authenticate(db_session, token.strip(), touch_seconds=settings.api_key_touch_seconds)
+    actor = authenticate(
+        db_session,
+        token.strip(),
+        touch_seconds=settings.api_key_touch_seconds,
+        cache_seconds=settings.auth_cache_seconds,
+    )
     if request.scope.get(OWNED):
         # A keyed POST: the claim, the work and the answer share one transaction, which
         # the idempotency middleware commits (app.bookings.idempotency).

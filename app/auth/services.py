@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -32,15 +35,82 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def identify(session: Session, token: str) -> tuple[Actor, ApiKey]:
-    """The actor behind a bearer token and its key, read only; ``NotAuthenticated`` when
-    unknown, revoked or inactive."""
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    """An authenticated key as the cache keeps it: who it acts for and when it was used."""
+
+    actor: Actor
+    id: uuid.UUID
+    last_used_at: datetime | None
+    seen: float
+    """``time.monotonic()`` when it was read from the database."""
+
+
+class KeyCache:
+    """Keys authenticated lately, per process, so that most requests skip the key lookup.
+
+    An entry is trusted for ``seconds`` after it was read; revoking a key or changing its
+    user (roles, deactivation) forgets it at once in the process that made the change, and
+    every other process sees the change within ``seconds`` (``COPOOL_AUTH_CACHE_SECONDS``).
+    Only keys that authenticated are kept, at most ``MAX_ENTRIES`` (oldest out first).
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, KnownKey] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, seconds: float) -> KnownKey | None:
+        """The entry for ``digest`` if younger than ``seconds``."""
+        known = self._entries.get(digest)
+        if known is None or time.monotonic() - known.seen >= seconds:
+            return None
+        return known
+
+    def put(self, digest: str, known: KnownKey) -> None:
+        """Remember an authenticated key."""
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[digest] = known
+
+    def touched(self, digest: str, when: datetime) -> None:
+        """Note a new ``last_used_at`` of a cached key."""
+        with self._lock:
+            known = self._entries.get(digest)
+            if known is not None:
+                self._entries[digest] = replace(known, last_used_at=when)
+
+    def touched_key(self, key_id: uuid.UUID, when: datetime) -> None:
+        """Note a new ``last_used_at`` of a cached key, found by its id."""
+        with self._lock:
+            for digest, known in list(self._entries.items()):
+                if known.id == key_id:
+                    self._entries[digest] = replace(known, last_used_at=when)
+
+    def forget(self, *, key_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None) -> None:
+        """Drop the entries of a key or of every key of a user."""
+        with self._lock:
+            for digest, known in list(self._entries.items()):
+                if known.id == key_id or known.actor.user_id == user_id:
+                    del self._entries[digest]
+
+
+KEYS = KeyCache()
+
+
+def identify(session: Session, token: str, *, cache_seconds: float = 0) -> tuple[Actor, KnownKey]:
+    """The actor behind a bearer token and its key, read only (from the cache when it is
+    younger than ``cache_seconds``); ``NotAuthenticated`` when unknown, revoked or inactive."""
     if not token.startswith(TOKEN_PREFIX):
         raise NotAuthenticated("unknown API key")
+    digest = hash_token(token)
+    known = KEYS.get(digest, cache_seconds) if cache_seconds > 0 else None
+    if known is not None:
+        return known.actor, known
     row = session.execute(
-        select(ApiKey, User)
-        .join(User, User.id == ApiKey.user_id)
-        .where(ApiKey.token_sha256 == hash_token(token))
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.token_sha256 == digest)
     ).first()
     if row is None:
         raise NotAuthenticated("unknown API key")
@@ -55,10 +125,13 @@ def identify(session: Session, token: str) -> tuple[Actor, ApiKey]:
         roles=frozenset(Role(r) for r in user.roles),
         name=user.name,
     )
-    return actor, key
+    known = KnownKey(actor, key.id, key.last_used_at, time.monotonic())
+    if cache_seconds > 0:
+        KEYS.put(digest, known)
+    return actor, known
 
 
-def touch_due(key: ApiKey, touch_seconds: int) -> bool:
+def touch_due(key: KnownKey, touch_seconds: int) -> bool:
     """Whether the key's ``last_used_at`` is older than ``touch_seconds`` (or unset)."""
     return key.last_used_at is None or utcnow() - key.last_used_at >= timedelta(
         seconds=touch_seconds
@@ -69,17 +142,27 @@ def touch_key(session: Session, key_id: uuid.UUID) -> None:
     """Stamp ``last_used_at``, skipping a key row another transaction holds locked (it is
     being stamped or revoked there); on SQLite the writer lock already orders this."""
     locked = select(ApiKey.id).where(ApiKey.id == key_id).with_for_update(skip_locked=True)
+    now = utcnow()
     session.execute(
-        update(ApiKey).where(ApiKey.id.in_(locked.scalar_subquery())).values(last_used_at=utcnow())
+        update(ApiKey).where(ApiKey.id.in_(locked.scalar_subquery())).values(last_used_at=now)
     )
+    _note_touch(key_id, now)
 
 
-def authenticate(session: Session, token: str, *, touch_seconds: int = 60) -> Actor:
+def _note_touch(key_id: uuid.UUID, when: datetime) -> None:
+    KEYS.touched_key(key_id, when)
+
+
+def authenticate(
+    session: Session, token: str, *, touch_seconds: int = 60, cache_seconds: float = 0
+) -> Actor:
     """The actor behind a bearer token, stamping ``last_used_at`` in ``session`` when due
     (a write: for a write transaction); ``NotAuthenticated`` when unknown, revoked or inactive."""
-    actor, key = identify(session, token)
+    actor, key = identify(session, token, cache_seconds=cache_seconds)
     if touch_due(key, touch_seconds):
-        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
+        now = utcnow()
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        KEYS.touched(hash_token(token), now)
     return actor
 
 
@@ -174,6 +257,7 @@ def update_user(session: Session, actor: Actor, user_id: uuid.UUID, data: UserUp
     if data.active is not None:
         user.active = data.active
     session.flush()
+    KEYS.forget(user_id=user.id)
     record(
         session,
         actor,
@@ -232,6 +316,7 @@ def revoke_key(session: Session, actor: Actor, key_id: uuid.UUID, reason: str = 
         before = snapshot(key)
         key.revoked_at = utcnow()
         session.flush()
+        KEYS.forget(key_id=key.id)
         record(
             session,
             actor,

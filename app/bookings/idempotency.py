@@ -153,12 +153,13 @@ def _claim(
 
 
 def _open(
-    factory: Any, token: str, touch: int, owner_key: str, digest: str, ttl: timedelta
+    factory: Any, token: str, touch: int, cache: float, owner_key: str, digest: str,
+    ttl: timedelta,
 ) -> tuple[Session | None, str, Answer | None]:
     """Authenticate and claim in a new session (None: not authenticated, pass through)."""
     session: Session = factory()
     try:
-        actor = authenticate(session, token, touch_seconds=touch)
+        actor = authenticate(session, token, touch_seconds=touch, cache_seconds=cache)
     except NotAuthenticated:
         session.rollback()
         session.close()
@@ -280,7 +281,7 @@ class IdempotencyMiddleware:
         settings = state.settings
         session, outcome, answer = await anyio.to_thread.run_sync(
             _open, make_session_factory(state.engine), token, settings.api_key_touch_seconds,
-            key, digest, timedelta(hours=settings.idempotency_ttl_hours),
+            settings.auth_cache_seconds, key, digest, timedelta(hours=settings.idempotency_ttl_hours),
         )
         replay = _replaying(body)
         if outcome == "anonymous":
