@@ -38,7 +38,14 @@ from app.bookings.models import (
     Request,
     RequestStatus,
 )
-from app.bookings.services import change_status, place_booking, reopen_request, sync_request
+from app.bookings.services import (
+    change_status,
+    lock_booking,
+    lock_request,
+    place_booking,
+    reopen_request,
+    sync_request,
+)
 from app.catalog.models import Resource
 from app.errors import Conflict
 from app.projects.models import Project
@@ -333,7 +340,12 @@ def _displace(
     blocks = rules.live_blocks(session, [resource.id], start - before, end + after)
     displaced: list[dict[str, Any]] = []
     for booking in blocks.get(resource.id, []):
-        other = session.get(Request, booking.request_id) if booking.request_id else None
+        # Lock the request, then its bookings (the booking path's order), and decide on
+        # what they are now: a concurrent cancel may have freed the slot already.
+        other = lock_request(session, booking.request_id) if booking.request_id else None
+        lock_booking(session, booking)
+        if booking.status not in LIVE_STATUSES:
+            continue
         if booking.status == BookingStatus.COMPLETED.value or (other and other.emergency):
             raise Conflict(
                 f"{resource.name} is held by a booking an emergency may not displace",
