@@ -45,6 +45,14 @@ def _ask(client, w, title, minutes, requirement, window, **extra):
     return answer.json()["id"]
 
 
+def _expert(world, unit, name, skill, *, level, rate):
+    """Another expert, 9 to 5 in Berlin, with ``skill`` at ``level``."""
+    with world.session() as s:
+        return catalog.create_expert(s, SYSTEM, ExpertCreate(
+            unit_id=unit, name=name, time_zone="Europe/Berlin", working_hours=WEEKDAYS_9_TO_5,
+            skills=[SkillLevel(skill_id=skill, level=level)], hourly_rate=rate)).id
+
+
 def _bookings(client, headers, request_id):
     return client.get(f"/bookings?request_id={request_id}", headers=headers).json()["items"]
 
@@ -89,11 +97,7 @@ def test_own_unit_expert_costs_nothing_and_needs_no_money(client, world):
     # Finding 2: a unit's own expert on a project with no money is planned (and free).
     w = build(world, funds=0)
     lead = world.user("planner", "B", Role.PROJECT_LEAD)
-    with world.session() as s:
-        own = catalog.create_expert(s, SYSTEM, ExpertCreate(
-            unit_id=w.borrower, name="Oskar Own", time_zone="Europe/Berlin",
-            working_hours=WEEKDAYS_9_TO_5, skills=[SkillLevel(skill_id=w.skill, level=2)],
-            hourly_rate=6500)).id
+    own = _expert(world, w.borrower, "Oskar Own", w.skill, level=2, rate=6500)
     window = {"window_start": "2027-03-01T08:00:00Z", "window_end": "2027-03-01T16:00:00Z"}
     request = _ask(client, w, "own work", 60,
                    {"kind": "skill", "skill_id": str(w.skill), "min_level": 2}, window)
@@ -189,11 +193,7 @@ def test_emergency_prefers_a_free_expert_and_reopens_a_displaced_request_whole(c
     w = build(world)
     lead = world.user("planner", "B", Role.PROJECT_LEAD)
     window = {"window_start": "2027-03-01T08:00:00Z", "window_end": "2027-03-01T16:00:00Z"}
-    with world.session() as s:
-        second = catalog.create_expert(s, SYSTEM, ExpertCreate(
-            unit_id=w.lender, name="Sam Second", time_zone="Europe/Berlin",
-            working_hours=WEEKDAYS_9_TO_5, skills=[SkillLevel(skill_id=w.skill, level=4)],
-            hourly_rate=9000)).id
+    _expert(world, w.lender, "Sam Second", w.skill, level=4, rate=9000)
     skill = {"kind": "skill", "skill_id": str(w.skill), "min_level": 3}
     pair = _ask(client, w, "pair work", 8 * 60, {**skill, "quantity": 2}, window)
     assert _apply(client, _run(client, lead), lead)["refused"] == []
@@ -208,7 +208,6 @@ def test_emergency_prefers_a_free_expert_and_reopens_a_displaced_request_whole(c
     assert reopened["status"] == "open"
     assert reopened["reopen_code"] == "displaced_by"
     assert all(b["status"] == "cancelled" for b in _bookings(client, lead, pair))
-    del second
 
 
 def test_lunch_break_is_explained_as_working_hours_not_capacity(client, world):
@@ -262,11 +261,7 @@ def test_emergency_takes_a_free_expert_before_displacing_anyone(client, world):
     w = build(world)
     lead = world.user("planner", "B", Role.PROJECT_LEAD)
     window = {"window_start": "2027-03-01T08:00:00Z", "window_end": "2027-03-01T16:00:00Z"}
-    with world.session() as s:
-        free = catalog.create_expert(s, SYSTEM, ExpertCreate(
-            unit_id=w.lender, name="Fay Free", time_zone="Europe/Berlin",
-            working_hours=WEEKDAYS_9_TO_5, skills=[SkillLevel(skill_id=w.skill, level=4)],
-            hourly_rate=9000)).id
+    free = _expert(world, w.lender, "Fay Free", w.skill, level=4, rate=9000)
     ordinary = client.post("/bookings", json={
         "resource_id": str(w.expert), "project_id": str(w.project),
         "start": "2027-03-01T09:00:00+01:00", "end": "2027-03-01T17:00:00+01:00"},
