@@ -281,7 +281,7 @@ def _move(
     """Move a set-aside tentative booking to ``[start, end)`` on its resource, in place."""
     before, after = rules.buffers(session, resource)
     block = (start - before, end + after)
-    rules.check_slot(session, resource, start, end, block)
+    rules.check_slot(session, resource, start, end, block, borrower=booking.borrower_unit_id)
     agreement = (
         session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
     )

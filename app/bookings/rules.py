@@ -145,8 +145,10 @@ def check_slot(
     end: datetime,
     block: Interval,
     exclude: Iterable[uuid.UUID] = (),
+    borrower: uuid.UUID | None = None,
 ) -> None:
-    """Refuse a slot outside working hours, in a blackout, or overlapping a live booking."""
+    """Refuse a slot outside working hours, in a blackout, or overlapping a live booking
+    (named for ``borrower`` as ``overlap_error`` says)."""
     work = working_intervals(resource.working_hours, resource.time_zone, start, end)
     if not inside(work, start, end):
         raise Conflict(
@@ -168,24 +170,24 @@ def check_slot(
         )
     clashes = live_blocks(session, [resource.id], block[0], block[1], exclude).get(resource.id, [])
     if clashes:
-        raise overlap_error(resource, clashes[0])
+        raise overlap_error(resource, clashes[0], borrower)
 
 
-def overlap_error(resource: Resource, clash: Booking) -> Conflict:
-    """The 409 for a clash, naming the conflicting booking's slot."""
+def overlap_error(
+    resource: Resource, clash: Booking, borrower: uuid.UUID | None = None
+) -> Conflict:
+    """The 409 for a clash, naming the conflicting slot; its booking's id and status only
+    when ``borrower`` may see that booking (its own, or any booking of its own resource;
+    None: the lender asks, who sees them all) — another unit's booking stays a busy slot."""
+    conflict: dict[str, str] = {"start": clash.start.isoformat(), "end": clash.end.isoformat()}
+    if borrower is None or borrower in (clash.borrower_unit_id, resource.unit_id):
+        conflict |= {"booking_id": str(clash.id), "status": clash.status}
     return Conflict(
         f"{resource.name} is already booked {_slot(clash.start, clash.end)}",
         field="start",
         code="overlap",
         resource_id=str(resource.id),
-        conflicts=[
-            {
-                "booking_id": str(clash.id),
-                "start": clash.start.isoformat(),
-                "end": clash.end.isoformat(),
-                "status": clash.status,
-            }
-        ],
+        conflicts=[conflict],
     )
 
 

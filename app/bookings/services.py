@@ -140,7 +140,7 @@ def place_booking(
     agreement = rules.agreement_for(session, resource, borrower_unit_id, start.date())
     before, after = rules.buffers(session, resource)
     block = (start - before, end + after)
-    rules.check_slot(session, resource, start, end, block)
+    rules.check_slot(session, resource, start, end, block, borrower=borrower_unit_id)
     rules.check_caps(session, resource, agreement, start, end)
     if status is None:
         needs_approval = agreement is not None and agreement.requires_approval
@@ -192,7 +192,7 @@ def insert_checked(session: Session, resource: Resource, booking: Booking) -> No
             session, [resource.id], booking.block_start, booking.block_end
         ).get(resource.id)
         if clash:
-            raise rules.overlap_error(resource, clash[0]) from None
+            raise rules.overlap_error(resource, clash[0], booking.borrower_unit_id) from None
         raise Conflict("the resource is already booked then", code="overlap") from None
 
 

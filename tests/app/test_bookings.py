@@ -241,3 +241,21 @@ def test_query_instants_must_be_rfc3339_with_offset(client, world):
                        headers=world.user("aud", "X", Role.AUDITOR))
     assert audit.status_code == 400
     assert audit.json()["field"] == "since"
+
+
+def test_an_overlap_names_another_units_booking_only_as_a_busy_slot(client, world):
+    from app.auth.models import Role
+    from tests.app.booking_world import build
+
+    w = build(world)
+    lender = world.user("lm", "L", Role.UNIT_MANAGER)
+    slot = {"resource_id": str(w.expert), "project_id": str(w.project),
+            "start": "2027-03-01T10:00:00+01:00", "end": "2027-03-01T11:00:00+01:00"}
+    own = client.post("/bookings", json=slot, headers=lender)
+    assert own.status_code == 201, own.text
+    refused = client.post("/bookings", json=slot, headers=w.requester)
+    assert refused.status_code == 409 and refused.json()["code"] == "overlap"
+    [conflict] = refused.json()["conflicts"]
+    assert set(conflict) == {"start", "end"}  # B may not see L's booking: no id, no status
+    again = client.post("/bookings", json=slot, headers=lender)
+    assert again.json()["conflicts"][0]["booking_id"] == own.json()["id"]
