@@ -110,7 +110,7 @@ PROJECTS = 4
 CONNECTIONS = 32
 WINDOW_START = date(2027, 6, 7)  # a Monday; the search covers four weeks from here
 WINDOW_DAYS = 28
-BOOKING_DAYS = 84  # the benchmark books afternoons over twelve weeks from the window's start
+BOOKING_DAYS = 182  # the benchmark books afternoons over 26 weeks from the window's start
 HOURS = {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 # Existing bookings fill mornings; the benchmark books afternoons, so each request is free.
 MORNING = [(clock(9), clock(10)), (clock(10, 30), clock(12))]
@@ -422,7 +422,7 @@ Slot = tuple[Member, datetime, datetime]
 
 
 def afternoon_slots(experts: list[Member], seed: int) -> Iterator[Slot]:
-    """Every afternoon hour of ``experts`` over twelve weeks, shuffled (all free at first)."""
+    """Every afternoon hour of ``experts`` over 26 weeks, shuffled (all free at first)."""
     slots: list[Slot] = []
     for offset in range(BOOKING_DAYS):
         day = WINDOW_START + timedelta(days=offset)
@@ -533,8 +533,8 @@ class Plan:
     search_budget_s: float
 
 
-QUICK = Plan([10_000, 20_000], 2.0, {"realistic": 1500, "easy": 1500, "anchor": 6000}, 10, 4.0)
-FULL = Plan([10_000, 1_000_000], 20.0, {"realistic": 12_000, "easy": 12_000, "anchor": 50_000},
+QUICK = Plan([10_000, 20_000], 2.0, {"realistic": 1500, "easy": 1500, "anchor": 12_000}, 10, 4.0)
+FULL = Plan([10_000, 1_000_000], 20.0, {"realistic": 12_000, "easy": 12_000, "anchor": 90_000},
             100, 60.0)
 
 
