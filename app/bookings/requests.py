@@ -34,7 +34,7 @@ from app.bookings.models import (
 from app.bookings.schemas import RequestCreate
 from app.bookings.search import candidates, free_intervals
 from app.bookings.services import (
-    BORROWER_ROLES,
+    acts_for_project,
     borrowing_unit,
     change_status,
     check_project_period,
@@ -205,15 +205,18 @@ def create_request(session: Session, actor: Actor, data: RequestCreate) -> Reque
     return request
 
 
-def _check_owner(actor: Actor, request: Request) -> None:
-    if not actor.manages_unit(request.unit_id, *BORROWER_ROLES):
-        raise PermissionDenied("only the requesting unit's requesters and managers change it")
+def _check_owner(session: Session, actor: Actor, request: Request) -> None:
+    if not acts_for_project(session, actor, request.unit_id, request.project_id):
+        raise PermissionDenied(
+            "only the requesting unit's manager, or its requesters and leads on the project, "
+            "change it"
+        )
 
 
 def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: str) -> Request:
     """Withdraw a request and cancel its live bookings (409 ``wrong_status`` once it is over)."""
     request = get_request(session, actor, request_id)
-    _check_owner(actor, request)
+    _check_owner(session, actor, request)
     # Lock the request, then every booking of it (by id), and decide on what they are now.
     lock_request(session, request.id)
     lock_bookings(
@@ -380,7 +383,7 @@ def serve_now(
 ) -> tuple[Request, list[Booking]]:
     """Book the earliest fit for an open request at once (first fit, no optimizer)."""
     request = get_request(session, actor, request_id)
-    _check_owner(actor, request)
+    _check_owner(session, actor, request)
     if request.status != RequestStatus.OPEN.value:
         raise Conflict(
             f"the request is {request.status}; only open requests are served", code="wrong_status"

@@ -69,7 +69,7 @@ from app.bookings.schemas import BookingCreate, BookingFilter
 from app.catalog.models import DeviceType, ExpertSkill, Resource, ResourceKind, Skill
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from app.funds import hooks
-from app.projects.models import Project
+from app.projects.models import Project, ProjectMember
 from app.projects.services import get_project
 
 BORROWER_ROLES = (Role.REQUESTER, Role.PROJECT_LEAD, Role.UNIT_MANAGER)
@@ -411,8 +411,23 @@ def _locked_booking(session: Session, actor: Actor, booking_id: uuid.UUID) -> Bo
 # --- state changes ------------------------------------------------------------------------
 
 
-def _is_borrower(actor: Actor, booking: Booking) -> bool:
-    return actor.manages_unit(booking.borrower_unit_id, *BORROWER_ROLES)
+def acts_for_project(
+    session: Session, actor: Actor, unit_id: uuid.UUID, project_id: uuid.UUID
+) -> bool:
+    """Whether the actor acts for ``unit_id`` on ``project_id``: its unit manager (or an
+    admin), or a requester or project lead of the unit who is a member of the project."""
+    if actor.manages_unit(unit_id, Role.UNIT_MANAGER):
+        return True
+    if not actor.manages_unit(unit_id, *BORROWER_ROLES):
+        return False
+    member = select(ProjectMember.id).where(
+        ProjectMember.project_id == project_id, ProjectMember.user_id == actor.user_id
+    )
+    return session.scalar(member) is not None
+
+
+def _is_borrower(session: Session, actor: Actor, booking: Booking) -> bool:
+    return acts_for_project(session, actor, booking.borrower_unit_id, booking.project_id)
 
 
 def _is_lender(actor: Actor, booking: Booking) -> bool:
@@ -544,7 +559,7 @@ def decline(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
 def confirm(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
     """The borrower accepts a tentative booking (from a plan): it goes to approval or is confirmed."""
     booking = _locked_booking(session, actor, booking_id)
-    if not _is_borrower(actor, booking):
+    if not _is_borrower(session, actor, booking):
         raise PermissionDenied("confirming needs a borrower-side role")
     _require_status(booking, BookingStatus.TENTATIVE)
     agreement = (
@@ -561,10 +576,10 @@ def confirm(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) 
 def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
     """Either side cancels; the slot is free at once."""
     booking = _locked_booking(session, actor, booking_id)
-    if not (_is_borrower(actor, booking) or _is_lender(actor, booking)):
+    if not (_is_borrower(session, actor, booking) or _is_lender(actor, booking)):
         raise PermissionDenied("cancelling needs a borrower-side or lender-side role")
     _require_status(booking, *CANCELLABLE)
-    side = "borrower" if _is_borrower(actor, booking) else "lender"
+    side = "borrower" if _is_borrower(session, actor, booking) else "lender"
     fee = (
         hooks.cancellation_fee(session, booking)
         if side == "borrower" and booking.status == BookingStatus.CONFIRMED.value
@@ -610,7 +625,7 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
 def complete(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -> Booking:
     """Mark a confirmed booking as done, once it has ended."""
     booking = _locked_booking(session, actor, booking_id)
-    if not (_is_borrower(actor, booking) or _is_lender(actor, booking)):
+    if not (_is_borrower(session, actor, booking) or _is_lender(actor, booking)):
         raise PermissionDenied("completing needs a borrower-side or lender-side role")
     _require_status(booking, BookingStatus.CONFIRMED)
     if booking.end > utcnow():
@@ -629,7 +644,7 @@ def _grace(session: Session, booking: Booking) -> timedelta | None:
 def check_in(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:
     """The borrower collects a device: from its set-up start until the booking ends (once)."""
     booking = _locked_booking(session, actor, booking_id)
-    if not _is_borrower(actor, booking):
+    if not _is_borrower(session, actor, booking):
         raise PermissionDenied("checking in needs a borrower-side role")
     _require_status(booking, BookingStatus.CONFIRMED)
     if _grace(session, booking) is None:

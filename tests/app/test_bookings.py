@@ -259,3 +259,20 @@ def test_an_overlap_names_another_units_booking_only_as_a_busy_slot(client, worl
     assert set(conflict) == {"start", "end"}  # B may not see L's booking: no id, no status
     again = client.post("/bookings", json=slot, headers=lender)
     assert again.json()["conflicts"][0]["booking_id"] == own.json()["id"]
+
+
+def test_only_the_projects_people_act_for_the_borrower(client, world):
+    from app.auth.models import Role
+    from tests.app.booking_world import build
+
+    w = build(world)
+    stranger = world.user("stranger", "B", Role.REQUESTER)  # of unit B, not on the project
+    slot = {"resource_id": str(w.expert), "project_id": str(w.project),
+            "start": "2027-03-01T10:00:00+01:00", "end": "2027-03-01T11:00:00+01:00"}
+    booking = client.post("/bookings", json=slot, headers=w.requester).json()
+    refused = client.post(f"/bookings/{booking['id']}/cancel", json={"reason": "mine"},
+                          headers=stranger)
+    assert refused.status_code == 403, refused.text
+    manager = world.user("bm", "B", Role.UNIT_MANAGER)  # the unit's manager may
+    assert client.post(f"/bookings/{booking['id']}/cancel", json={"reason": "ok"},
+                       headers=manager).status_code == 200
