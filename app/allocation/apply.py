@@ -322,7 +322,6 @@ def _pair_operators(
         if role.operator and devices[role.requirement_id]:
             device = devices[role.requirement_id].pop(0)
             booked[resource.id].operator_for_id = booked[device].id
-            booked[resource.id].requirement_id = role.requirement_id
     session.flush()
 
 

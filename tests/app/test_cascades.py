@@ -24,6 +24,17 @@ def at(day: str, start: str, end: str) -> dict[str, str]:
     return {"start": f"{day}T{start}:00+01:00", "end": f"{day}T{end}:00+01:00"}
 
 
+def book_direct(client: Any, w: Lending, resource: Any, span: dict[str, str]) -> Any:
+    """A direct booking of ``resource`` for the project over ``span`` (the answer, 201)."""
+    r = client.post(
+        "/bookings",
+        json={"resource_id": str(resource), "project_id": str(w.project), **span},
+        headers=w.requester,
+    )
+    assert r.status_code == 201, r.text
+    return r
+
+
 def ask(client: Any, w: Lending, *requirements: dict[str, Any], **extra: Any) -> dict[str, Any]:
     body = {
         "project_id": str(w.project),
@@ -182,16 +193,7 @@ def test_lender_cancel_of_one_booking_reopens_the_whole_request_and_its_dependen
 
 def test_leave_over_live_bookings_is_refused_then_forced(client, world):
     w = build(world, funds=1_000_000)
-    direct = client.post(
-        "/bookings",
-        json={
-            "resource_id": str(w.expert),
-            "project_id": str(w.project),
-            **at(MON, "13:00", "15:00"),
-        },
-        headers=w.requester,
-    )
-    assert direct.status_code == 201, direct.text
+    direct = book_direct(client, w, w.expert, at(MON, "13:00", "15:00"))
     a = ask(client, w, skill(w), drone(w))
     a_bookings = serve(client, w, a)  # 09:00-10:00, expert and drone
     statement = client.get(f"/projects/{w.project}/funds/statement", headers=w.requester).json()
@@ -231,28 +233,10 @@ def test_leave_over_live_bookings_is_refused_then_forced(client, world):
 
 def test_leave_over_completed_or_other_time_is_not_refused(client, world):
     w = build(world)
-    past = client.post(
-        "/bookings",
-        json={
-            "resource_id": str(w.expert),
-            "project_id": str(w.project),
-            **at("2025-03-03", "10:00", "11:00"),
-        },
-        headers=w.requester,
-    )
-    assert past.status_code == 201, past.text
+    past = book_direct(client, w, w.expert, at("2025-03-03", "10:00", "11:00"))
     done = client.post(f"/bookings/{past.json()['id']}/complete", json={}, headers=w.requester)
     assert done.status_code == 200, done.text
-    later = client.post(
-        "/bookings",
-        json={
-            "resource_id": str(w.expert),
-            "project_id": str(w.project),
-            **at(MON, "15:00", "16:00"),
-        },
-        headers=w.requester,
-    )
-    assert later.status_code == 201, later.text
+    later = book_direct(client, w, w.expert, at(MON, "15:00", "16:00"))
     for span in (at("2025-03-03", "09:00", "12:00"), at(MON, "09:00", "15:00")):
         r = client.post(f"/experts/{w.expert}/leave", json=span, headers=w.manager)
         assert r.status_code == 201, r.text
@@ -262,16 +246,7 @@ def test_leave_over_completed_or_other_time_is_not_refused(client, world):
 
 def test_blackout_over_a_direct_booking_is_refused_then_forced(client, world):
     w = build(world)
-    direct = client.post(
-        "/bookings",
-        json={
-            "resource_id": str(w.device),
-            "project_id": str(w.project),
-            **at(MON, "10:00", "11:00"),
-        },
-        headers=w.requester,
-    )
-    assert direct.status_code == 201, direct.text
+    direct = book_direct(client, w, w.device, at(MON, "10:00", "11:00"))
     blackout = at(MON, "08:00", "10:30")
     refused = client.post(f"/devices/{w.device}/blackouts", json=blackout, headers=w.manager)
     assert refused.status_code == 409, refused.text
@@ -305,15 +280,7 @@ def test_busy_import_over_a_request_booking_is_refused_then_forced(client, world
     w = build(world)
     a = ask(client, w, skill(w), drone(w))
     a_bookings = serve(client, w, a)  # 08:00-09:00 UTC
-    later = client.post(
-        "/bookings",
-        json={
-            "resource_id": str(w.expert),
-            "project_id": str(w.project),
-            **at(MON, "10:00", "11:00"),
-        },
-        headers=w.requester,
-    )  # 09:00-10:00 UTC: inside the busy time
+    later = book_direct(client, w, w.expert, at(MON, "10:00", "11:00"))  # 09-10 UTC: busy
     headers = {**w.manager, "Content-Type": "text/calendar"}
     refused = client.post(f"/experts/{w.expert}/busy-import", content=BUSY_ICS, headers=headers)
     assert refused.status_code == 409, refused.text
@@ -334,16 +301,7 @@ def test_terminating_an_agreement_over_live_loans_is_refused_then_forced(client,
     boss = world.user("um", "L", Role.UNIT_MANAGER)
     a = ask(client, w, skill(w))
     (a_booking,) = serve(client, w, a)
-    direct = client.post(
-        "/bookings",
-        json={
-            "resource_id": str(w.device),
-            "project_id": str(w.project),
-            **at(MON, "12:00", "13:00"),
-        },
-        headers=w.requester,
-    )
-    assert direct.status_code == 201, direct.text
+    direct = book_direct(client, w, w.device, at(MON, "12:00", "13:00"))
     refused = client.post(
         f"/agreements/{w.agreement}/terminate", json={"reason": "reorg"}, headers=boss
     )
