@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from app.agreements.controllers import AgreementController
 from app.allocation.controllers import AllocationRunController
-from app.allocation.runner import RunPool
 from app.audit.controllers import AuditController
 from app.auth.controllers import ApiKeyController, UserController
 from app.auth.dependencies import provide_actor
@@ -46,6 +45,7 @@ from app.db import READ_METHODS, make_engine, read_only_engine
 from app.feeds.controllers import BusyImportController, FeedSubscriptionController, calendar_feed
 from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
 from app.hygiene import RejectNul, forbid_unknown_fields
+from app.jobs.enqueue import job_queue
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController
 from app.settings import Settings, get_settings
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     db.before_send_handler = commit_before_answering(db.before_send_handler)
 
-    pool = RunPool(settings.database_url, settings.allocation_processes, settings.solver_workers)
+    jobs = job_queue(settings)
 
     def provide_settings() -> Settings:
         return settings
@@ -167,13 +167,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         debug=settings.debug,
-        on_startup=[_widen_thread_pools, forbid_unknown_fields],
-        on_shutdown=[lambda: pool.shutdown()],
+        on_startup=[_widen_thread_pools, forbid_unknown_fields, lambda: jobs.start()],
+        on_shutdown=[lambda: jobs.stop()],
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_scope_key = db.session_scope_key
-    app.state.run_pool = pool
+    app.state.jobs = jobs
     return app
 
 

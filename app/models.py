@@ -24,6 +24,7 @@ from app.catalog.models import (
     Unavailability,
 )
 from app.feeds.models import FeedSubscription
+from app.jobs.models import PeriodicJob
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.units.models import Unit
 from ledger import models as ledger_models  # noqa: F401  (the ledger's tables share the metadata)
@@ -41,6 +42,7 @@ __all__ = [
     "ExpertSkill",
     "FeedSubscription",
     "IdempotencyRecord",
+    "PeriodicJob",
     "Project",
     "ProjectMember",
     "ProjectShare",

@@ -49,11 +49,26 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     """How long an ``Idempotency-Key`` answers with its first answer; older records are purged."""
     allocation_processes: int = Field(default=1, ge=1, le=16)
-    """Allocation runs solved at once per app worker (each in its own process)."""
+    """Allocation runs solved at once by one worker (``copool worker``'s default concurrency,
+    or the in-process worker of ``copool serve``), each in its own process."""
     solver_workers: int = Field(default=2, ge=1, le=32)
     """CP-SAT search workers inside one allocation run."""
+    jobs_in_process: bool | None = None
+    """Run background jobs inside ``copool serve`` (default: yes on SQLite, no on PostgreSQL,
+    where ``copool worker`` runs them)."""
+    run_heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
+    """How often the worker solving a run records that it is alive."""
+    run_stale_seconds: float = Field(default=30.0, ge=5, le=3600)
+    """A running run whose worker has been silent this long is taken back (retried or failed)."""
+    run_max_attempts: int = Field(default=3, ge=1, le=20)
+    """Workers a run may lose before it is failed with the reason."""
     public_base_url: str = "http://127.0.0.1:8000"
     """Base URL under which the service is reached (used in links it hands out)."""
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        """Whether ``copool serve`` runs background jobs itself (always on SQLite)."""
+        return self.is_sqlite or bool(self.jobs_in_process)
 
     @property
     def is_sqlite(self) -> bool:

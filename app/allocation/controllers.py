@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from litestar import Controller, Request
@@ -32,9 +33,14 @@ class AllocationRunController(Controller):
         data: RunCreate,
         request: Request[Any, Any, Any],
     ) -> RunRead:
-        run = services.start_run(db_session, actor, data)
-        db_session.commit()  # the worker process must see the run
-        services.submit(request.app.state.run_pool, run)
+        settings = request.app.state.settings
+        recovery = services.Recovery(
+            stale=timedelta(seconds=settings.run_stale_seconds),
+            max_attempts=settings.run_max_attempts,
+        )
+        run = services.start_run(db_session, actor, data, recovery)
+        db_session.commit()  # the worker must see the run
+        request.app.state.jobs.enqueue(run.id)
         return RunRead.model_validate(run)
 
     @get("/", responses=LIST, summary="Runs of the caller's unit")
@@ -63,3 +69,12 @@ class AllocationRunController(Controller):
     )
     def apply(self, actor: Actor, db_session: Session, run_id: uuid.UUID) -> RunRead:
         return RunRead.model_validate(services.apply_run(db_session, actor, run_id))
+
+    @post(
+        "/{run_id:uuid}/cancel",
+        status_code=200,
+        responses=WRITE,
+        summary="Cancel a queued or running run: its solve stops and it no longer counts",
+    )
+    def cancel(self, actor: Actor, db_session: Session, run_id: uuid.UUID) -> RunRead:
+        return RunRead.model_validate(services.cancel_run(db_session, actor, run_id))

@@ -14,12 +14,19 @@ from app.base import Base, DateTimeUTC
 
 
 class RunStatus(enum.StrEnum):
-    """queued → running → done (or failed); a done run may be applied once."""
+    """queued → running → done (or failed); queued or running → cancelled; a running run
+    whose worker died goes back to queued (or failed after its last attempt); a done run
+    may be applied once."""
 
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+"""Runs that count against a unit's quota: waiting for a worker or being solved."""
 
 
 class AllocationRun(Base):
@@ -52,3 +59,9 @@ class AllocationRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     applied_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     apply_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many times a worker took the run (a worker that dies mid-solve costs one)."""
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The worker solving it (``host:pid:boot``), empty unless running."""
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    """Last sign of life of its worker while running; a stale one means the worker died."""

@@ -8,31 +8,46 @@ managers or leads (or an admin).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.orm import Session
 
 from app.allocation.apply import apply_plan
-from app.allocation.models import AllocationRun, RunStatus
-from app.allocation.runner import RunPool, stale_after
+from app.allocation.models import ACTIVE_STATUSES, AllocationRun, RunStatus
 from app.allocation.schemas import RunCreate
 from app.audit.services import record, snapshot
 from app.auth.actor import Actor
 from app.auth.models import Role
 from app.base import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.jobs.identity import is_dead
 from app.projects.models import ProjectShare
 
 RUN_ROLES = (Role.UNIT_MANAGER, Role.PROJECT_LEAD)
 MAX_ACTIVE_RUNS = 4
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """When a running run's worker counts as dead, and how many workers a run may lose."""
+
+    stale: timedelta = timedelta(seconds=30)
+    max_attempts: int = 3
+
+
 def _visible(actor: Actor) -> ColumnElement[bool]:
     return true() if actor.sees_everything else AllocationRun.unit_id == actor.unit_id
 
 
-def start_run(session: Session, actor: Actor, data: RunCreate) -> AllocationRun:
-    """Record a queued run (the caller submits it to the pool after commit)."""
+def start_run(
+    session: Session, actor: Actor, data: RunCreate, recovery: Recovery | None = None
+) -> AllocationRun:
+    """Record a queued run (the caller enqueues it after commit).
+
+    The unit's runs whose worker died are first taken back (``recover_runs``), so the quota
+    counts what lists show: queued and running runs of live workers."""
     if not actor.has(*RUN_ROLES):
         raise PermissionDenied("starting a run needs unit_manager or project_lead")
     projects = [str(p) for p in data.project_ids]
@@ -53,11 +68,11 @@ def start_run(session: Session, actor: Actor, data: RunCreate) -> AllocationRun:
             raise InvalidInput(
                 "project_ids: your unit takes part in no project", field="project_ids"
             )
-    _fail_stale(session, actor.unit_id)
+    recover_runs(session, recovery or Recovery(), unit_id=actor.unit_id)
     active = (
         session.scalar(
             select(func.count()).where(
-                AllocationRun.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+                AllocationRun.status.in_(ACTIVE_STATUSES),
                 AllocationRun.unit_id == actor.unit_id,
             )
         )
@@ -86,39 +101,103 @@ def start_run(session: Session, actor: Actor, data: RunCreate) -> AllocationRun:
     return run
 
 
-def _fail_stale(session: Session, unit_id: uuid.UUID) -> None:
-    """Mark the unit's runs stuck past their time failed, so they stop counting as active."""
+def recover_runs(
+    session: Session, recovery: Recovery, *, unit_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Take back running runs whose worker died (stale heartbeat, or its process gone):
+    queued again, or failed with the reason once they used their attempts. Returns the
+    runs queued again (the caller enqueues them after commit)."""
     now = utcnow()
-    for run in session.scalars(
-        select(AllocationRun).where(
-            AllocationRun.unit_id == unit_id,
-            AllocationRun.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
-        )
-    ):
-        if now - run.created_at > stale_after(run):
+    query = select(AllocationRun).where(AllocationRun.status == RunStatus.RUNNING.value)
+    if unit_id is not None:
+        query = query.where(AllocationRun.unit_id == unit_id)
+    requeued = []
+    for run in session.scalars(query.with_for_update(skip_locked=True)):
+        if not is_dead(run.owner, run.heartbeat_at, now, recovery.stale):
+            continue
+        last = f"worker {run.owner or '?'} stopped answering (last heartbeat {run.heartbeat_at})"
+        if run.attempts >= recovery.max_attempts:
             run.status = RunStatus.FAILED.value
-            run.error = "the run did not finish in time (its worker may have stopped)"
+            run.error = f"gave up after {run.attempts} attempts: {last}"
             run.finished_at = now
+        else:
+            run.status = RunStatus.QUEUED.value
+            run.progress = {"stage": "queued", "note": f"retrying: {last}"}
+            requeued.append(run.id)
+        run.owner = ""
+        run.heartbeat_at = None
     session.flush()
+    return requeued
+
+
+def queued_run_ids(session: Session) -> list[uuid.UUID]:
+    """Every queued run, oldest first (what a worker should be asked to solve)."""
+    return list(
+        session.scalars(
+            select(AllocationRun.id)
+            .where(AllocationRun.status == RunStatus.QUEUED.value)
+            .order_by(AllocationRun.created_at)
+        )
+    )
+
+
+def claim_run(session: Session, run_id: uuid.UUID, owner: str, now: datetime) -> bool:
+    """Take a queued run for ``owner`` (queued → running); whether this worker got it."""
+    done = session.execute(
+        update(AllocationRun)
+        .where(AllocationRun.id == run_id, AllocationRun.status == RunStatus.QUEUED.value)
+        .values(
+            status=RunStatus.RUNNING.value,
+            owner=owner,
+            heartbeat_at=now,
+            started_at=now,
+            attempts=AllocationRun.attempts + 1,
+            progress={"stage": "starting"},
+            error="",
+        )
+    )
+    return bool(getattr(done, "rowcount", 0))
+
+
+def cancel_run(session: Session, actor: Actor, run_id: uuid.UUID) -> AllocationRun:
+    """Cancel a queued or running run: it stops counting at once, and its worker kills the
+    solve when it next looks (``runner.POLL_S``)."""
+    run = session.scalar(
+        select(AllocationRun).where(AllocationRun.id == run_id, _visible(actor)).with_for_update()
+    )
+    if run is None:
+        raise NotFound("no such allocation run")
+    if not actor.manages_unit(run.unit_id, *RUN_ROLES):
+        raise PermissionDenied("cancelling a run needs unit_manager or project_lead of its unit")
+    if run.status not in ACTIVE_STATUSES:
+        raise Conflict(
+            f"the run is {run.status}; only a queued or running run is cancelled",
+            code="wrong_status",
+        )
+    before = snapshot(run)
+    run.status = RunStatus.CANCELLED.value
+    run.error = "cancelled by its unit"
+    run.finished_at = utcnow()
+    run.owner = ""
+    run.heartbeat_at = None
+    session.flush()
+    record(
+        session,
+        actor,
+        "allocation_run.cancel",
+        run,
+        unit_id=run.unit_id,
+        before=before,
+        after=snapshot(run),
+    )
+    return run
 
 
 def get_run(session: Session, actor: Actor, run_id: uuid.UUID) -> AllocationRun:
-    """A run of the actor's unit; a run stuck past its time is reported failed.
-
-    Only reported: reading writes nothing (GETs run in read-only transactions), so the
-    stale run is detached from the session before its status is changed for the answer.
-    """
+    """A run of the actor's unit, as stored (workers keep the status true: ``recover_runs``)."""
     run = session.scalar(select(AllocationRun).where(AllocationRun.id == run_id, _visible(actor)))
     if run is None:
         raise NotFound("no such allocation run")
-    if run.status in (
-        RunStatus.QUEUED.value,
-        RunStatus.RUNNING.value,
-    ) and utcnow() - run.created_at > stale_after(run):
-        session.expunge(run)
-        run.status = RunStatus.FAILED.value
-        run.error = "the run did not finish in time (its worker may have stopped)"
-        run.finished_at = utcnow()
     return run
 
 
@@ -134,11 +213,6 @@ def list_runs(
         query.order_by(AllocationRun.created_at.desc()).limit(limit).offset(offset)
     ).all()
     return list(rows), total
-
-
-def submit(pool: RunPool, run: AllocationRun) -> None:
-    """Hand a committed run to the worker pool."""
-    pool.submit(run.id)
 
 
 def apply_run(session: Session, actor: Actor, run_id: uuid.UUID) -> AllocationRun:

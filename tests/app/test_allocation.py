@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from app.auth.models import Role
 from tests.app.booking_world import build
 
 WINDOW = {"window_start": "2027-03-01T08:00:00Z", "window_end": "2027-03-01T16:00:00Z"}
+
+
+@pytest.fixture
+def settings(settings):
+    """Runs are solved by the app's in-process worker on both engines (the procrastinate
+    worker of PostgreSQL is tested in tests/app/test_jobs_worker.py)."""
+    return settings.model_copy(update={"jobs_in_process": True})
 
 
 def _wait(client, run_id, headers, timeout=90.0):
@@ -123,10 +132,8 @@ def test_emergency_run_displaces_ordinary_bookings_and_lists_them(client, world)
     assert "emergency" in gone["status_reason"]
 
 
-def test_runs_stuck_past_their_time_stop_counting_against_the_quota(client, world, app):
+def test_runs_a_dead_worker_held_stop_counting_against_the_quota(client, world, app):
     from datetime import timedelta
-
-    from sqlalchemy import update
 
     from app.allocation.models import AllocationRun, RunStatus
     from app.base import utcnow
@@ -136,15 +143,17 @@ def test_runs_stuck_past_their_time_stop_counting_against_the_quota(client, worl
     lead = world.user("planner", "B", Role.PROJECT_LEAD)
     horizon = {"horizon_start": "2027-03-01T00:00:00Z", "horizon_end": "2027-03-02T00:00:00Z"}
     with session_of(app) as s:
-        for _ in range(4):  # four runs a dead worker left queued an hour ago
+        for _ in range(4):  # four runs a worker on another host held when it died, long ago
             s.add(AllocationRun(
                 created_by=world.users["planner"], unit_id=w.borrower,
-                status=RunStatus.QUEUED.value, horizon_start=utcnow(), horizon_end=utcnow(),
-                slot_minutes=15, time_limit_s=10, project_ids=[], unit_ids=[], emergency=False))
-        s.commit()
-        s.execute(update(AllocationRun).values(created_at=utcnow() - timedelta(hours=1)))
+                status=RunStatus.RUNNING.value, horizon_start=utcnow(), horizon_end=utcnow(),
+                slot_minutes=15, time_limit_s=10, project_ids=[], unit_ids=[], emergency=False,
+                attempts=3, owner="elsewhere:4242:deadbeef",
+                heartbeat_at=utcnow() - timedelta(hours=1)))
         s.commit()
     started = client.post("/allocation-runs", json={**horizon, "time_limit_s": 1}, headers=lead)
     assert started.status_code == 202, started.text
     failed = client.get("/allocation-runs?status=failed", headers=lead).json()
     assert failed["total"] == 4
+    assert all("gave up after 3 attempts" in r["error"] for r in failed["items"])
+    assert client.get("/allocation-runs?status=running", headers=lead).json()["total"] <= 1

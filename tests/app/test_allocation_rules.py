@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from app.auth.actor import SYSTEM
 from app.auth.models import Role
 from app.catalog import services as catalog
@@ -17,6 +19,12 @@ from tests.app.test_allocation import _wait
 
 DAY = {"horizon_start": "2027-03-01T00:00:00Z", "horizon_end": "2027-03-02T00:00:00Z"}
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@pytest.fixture
+def settings(settings):
+    """Runs are solved by the app's in-process worker on both engines."""
+    return settings.model_copy(update={"jobs_in_process": True})
 
 
 def _run(client, headers, *, emergency=False, horizon=DAY, time_limit=3):

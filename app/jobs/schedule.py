@@ -1,0 +1,32 @@
+"""The periodic jobs: what runs, how often (a cron line for procrastinate, an interval for
+the in-process worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.jobs import tasks
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job body run every ``every`` (``cron`` says the same to procrastinate)."""
+
+    name: str
+    body: tasks.PeriodicBody
+    every: timedelta
+    cron: str
+
+
+SCHEDULE: list[Periodic] = [
+    # no-show release, request expiry and hold expiry, as `copool bookings sweep`
+    Periodic("sweep", tasks.sweep, timedelta(minutes=1), "* * * * *"),
+    Periodic("purge_idempotency", tasks.purge_idempotency, timedelta(hours=1), "7 * * * *"),
+    # runs whose worker died: queued again (and enqueued) or failed with the reason
+    Periodic("recover_runs", tasks.recover, timedelta(seconds=15), "* * * * * */15"),
+    # Daily integrity checks go here once `copool ledger verify` / `copool audit verify`
+    # exist, e.g. Periodic("ledger_verify", <body calling the verify service>,
+    # timedelta(days=1), "30 3 * * *"); both workers pick up every entry of this list.
+]
+"""Every periodic job; both the procrastinate worker and the in-process worker run these."""
