@@ -47,7 +47,7 @@ from app.funds.controllers import PledgeController, ProjectFundsController, Unit
 from app.hygiene import RejectNul, forbid_unknown_fields
 from app.jobs.enqueue import job_queue
 from app.problems import EXCEPTION_HANDLERS
-from app.projects.controllers import ProjectController
+from app.projects.controllers import ProjectController, ProjectInvitationController
 from app.settings import Settings, get_settings
 from app.units.controllers import UnitController
 
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DeviceController,
             AgreementController,
             ProjectController,
+            ProjectInvitationController,
             AuditController,
             BookingController,
             SeriesController,

@@ -10,8 +10,15 @@ from sqlalchemy.orm import Session
 from app.auth.actor import Actor
 from app.pagination import Limit, Offset
 from app.problems import LIST, READ, WRITE
-from app.projects import services
-from app.projects.schemas import MemberAdd, ProjectCreate, ProjectRead, ProjectUpdate
+from app.projects import invitations, services
+from app.projects.models import InvitationStatus
+from app.projects.schemas import (
+    InvitationRead,
+    MemberAdd,
+    ProjectCreate,
+    ProjectRead,
+    ProjectUpdate,
+)
 from app.routing import delete, get, patch, post
 from app.schemas import IsoDate, Page, Reason
 
@@ -82,3 +89,53 @@ class ProjectController(Controller):
         self, actor: Actor, db_session: Session, project_id: uuid.UUID, data: Reason
     ) -> ProjectRead:
         return services.to_read(services.close_project(db_session, actor, project_id, data.reason))
+
+
+class ProjectInvitationController(Controller):
+    """Invitations to join a project with a cost share or users; the invited unit's
+    unit_manager accepts or declines. The invited unit, the lead unit, admins and
+    auditors see them."""
+
+    path = "/project-invitations"
+    tags = ["projects"]
+
+    @get("/", responses=LIST, summary="Invitations to the caller's unit and from its projects")
+    def list_invitations(
+        self,
+        actor: Actor,
+        db_session: Session,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        status: InvitationStatus | None = None,
+        project_id: uuid.UUID | None = None,
+    ) -> Page[InvitationRead]:
+        items, total = invitations.list_invitations(
+            db_session, actor, status=status, project_id=project_id, limit=limit, offset=offset
+        )
+        return Page[InvitationRead](items=items, total=total, limit=limit, offset=offset)
+
+    @get("/{invitation_id:uuid}", responses=READ, summary="One invitation")
+    def get_invitation(
+        self, actor: Actor, db_session: Session, invitation_id: uuid.UUID
+    ) -> InvitationRead:
+        return invitations.get_invitation(db_session, actor, invitation_id)
+
+    @post(
+        "/{invitation_id:uuid}/accept",
+        status_code=200,
+        responses=WRITE,
+        summary="Accept: the share takes effect, the users become members",
+    )
+    def accept(self, actor: Actor, db_session: Session, invitation_id: uuid.UUID) -> InvitationRead:
+        return invitations.accept(db_session, actor, invitation_id)
+
+    @post(
+        "/{invitation_id:uuid}/decline",
+        status_code=200,
+        responses=WRITE,
+        summary="Decline: nothing of the invitation takes effect",
+    )
+    def decline(
+        self, actor: Actor, db_session: Session, invitation_id: uuid.UUID, data: Reason
+    ) -> InvitationRead:
+        return invitations.decline(db_session, actor, invitation_id, data.reason)

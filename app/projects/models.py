@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.base import Base, DateTimeUTC
@@ -61,3 +73,49 @@ class ProjectMember(Base):
         ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class InvitationStatus(StrEnum):
+    """Where an invitation stands: pending until the invited unit answers (or the lead
+    withdraws it by proposing other terms)."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+class ProjectInvitation(Base):
+    """A project asks another unit to take a cost share or lets its users join.
+
+    Nothing of it is in force until that unit's unit_manager accepts: meanwhile the lead
+    unit carries the proposed share (``project_shares`` hold only what is in force) and the
+    users are not members. One pending invitation per project and unit; later proposals
+    update it.
+    """
+
+    __tablename__ = "project_invitations"
+    __table_args__ = (
+        CheckConstraint("share_bp IS NULL OR share_bp BETWEEN 0 AND 10000", name="share_range"),
+        Index(
+            "uq_project_invitations_pending",
+            "project_id",
+            "unit_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id"), index=True)
+    share_bp: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The proposed cost share in basis points; null when only users are invited."""
+    member_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Users of the unit to enrol (UUIDs as text)."""
+    status: Mapped[str] = mapped_column(String(16), default=InvitationStatus.PENDING)
+    invited_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    answered_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

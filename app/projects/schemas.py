@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from app.projects.models import InvitationStatus
 from app.schemas import BasisPoints, Code, CurrencyCode, IsoDate, Name, Schema, Text
 
 
@@ -87,3 +88,19 @@ class ProjectRead(Schema):
     shares: list[ShareTerm]
     member_ids: list[uuid.UUID]
     closed_at: datetime | None
+
+
+class InvitationRead(Schema):
+    """An invitation of a unit to a project: the share proposed to it (null when only users
+    are invited), the users to enrol, and its answer."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    unit_id: uuid.UUID
+    share_bp: int | None
+    member_ids: list[uuid.UUID]
+    status: InvitationStatus
+    invited_by: uuid.UUID
+    answered_by: uuid.UUID | None
+    answered_at: datetime | None
+    created_at: datetime

@@ -1,5 +1,8 @@
 """Joint projects: participants see them; the lead (user or unit manager) runs them.
 
+Another unit's cost share and its users' membership need that unit's consent: see
+``app.projects.invitations`` (until it accepts, the lead unit carries the share).
+
 A change locks the project's row and reads it again before it decides (``lock_project``),
 so two changes at once are served one after the other. Closing a closed project, or
 changing one, answers 409 ``wrong_status``.
@@ -19,6 +22,7 @@ from app.auth.actor import Actor
 from app.auth.models import Role, User
 from app.base import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.projects import invitations
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate, ShareTerm
 from app.units.models import Unit
@@ -125,7 +129,8 @@ def _check_lead(actor: Actor, project: Project) -> None:
         raise PermissionDenied("only the project lead or the lead unit's manager may change it")
 
 
-def _snapshot(project: Project) -> dict[str, object]:
+def snapshot(project: Project) -> dict[str, object]:
+    """The project as the audit log keeps it."""
     return to_read(project).model_dump(mode="json")
 
 
@@ -151,11 +156,11 @@ def create_project(session: Session, actor: Actor, data: ProjectCreate) -> Proje
         start_date=data.start_date,
         end_date=data.end_date,
         currency=data.currency,
-        shares=[ProjectShare(unit_id=s.unit_id, share_bp=s.share_bp) for s in data.shares],
-        members=[
-            ProjectMember(user_id=u) for u in dict.fromkeys([data.lead_user_id, *data.member_ids])
-        ],
+        shares=[],
+        members=[ProjectMember(user_id=data.lead_user_id)],
     )
+    in_force, proposed = invitations.split_terms(actor, project, data.shares)
+    invitations.set_shares(project, in_force)
     session.add(project)
     session.flush()
     ledger.open_ledger(session, project.id, project.currency)
@@ -165,9 +170,40 @@ def create_project(session: Session, actor: Actor, data: ProjectCreate) -> Proje
         "project.create",
         project,
         unit_id=project.lead_unit_id,
-        after=_snapshot(project),
+        after=snapshot(project),
     )
+    _propose(session, actor, project, proposed, data.member_ids)
     return project
+
+
+def _propose(
+    session: Session,
+    actor: Actor,
+    project: Project,
+    proposed: dict[uuid.UUID, int],
+    member_ids: list[uuid.UUID],
+) -> None:
+    """Enrol the users the actor may enrol; invite the rest and the proposed shares."""
+    found = session.execute(select(User.id, User.unit_id).where(User.id.in_(member_ids)))
+    units = dict(found.tuples().all())
+    by_unit: dict[uuid.UUID, list[uuid.UUID]] = {}
+    have = {m.user_id for m in project.members}
+    for user_id in dict.fromkeys(member_ids):
+        unit = units[user_id]
+        if unit in proposed or not invitations.consents(actor, project, unit):
+            by_unit.setdefault(unit, []).append(user_id)
+        elif user_id not in have:
+            project.members.append(ProjectMember(user_id=user_id))
+    session.flush()
+    for unit in sorted({*proposed, *by_unit}, key=str):
+        invitations.invite(
+            session,
+            actor,
+            project,
+            unit,
+            share_bp=proposed.get(unit),
+            member_ids=by_unit.get(unit, ()),
+        )
 
 
 def lock_project(session: Session, project: Project) -> Project:
@@ -187,7 +223,8 @@ def lock_project(session: Session, project: Project) -> Project:
     return project
 
 
-def _require_open(project: Project) -> None:
+def require_open(project: Project) -> None:
+    """Refuse a change of a closed project (409 ``wrong_status``)."""
     if project.closed_at is not None:
         raise Conflict(
             f"the project is closed (since {project.closed_at.isoformat()})", code="wrong_status"
@@ -200,8 +237,8 @@ def update_project(
     """Change a project's description, period, lead user or cost-share terms."""
     project = lock_project(session, get_project(session, actor, project_id))
     _check_lead(actor, project)
-    _require_open(project)
-    before = _snapshot(project)
+    require_open(project)
+    before = snapshot(project)
     start = data.start_date or project.start_date
     end = data.end_date or project.end_date
     if end < start:
@@ -212,13 +249,12 @@ def update_project(
             raise InvalidInput("shares: the lead unit must hold a cost-share term", field="shares")
         members = {m.user_id for m in project.members}
         _check_users(session, list(members), units, "shares")
-        by_unit = {s.unit_id: s for s in project.shares}
-        project.shares = [s for s in project.shares if s.unit_id in units]
-        for term in data.shares:
-            if term.unit_id in by_unit:
-                by_unit[term.unit_id].share_bp = term.share_bp
-            else:
-                project.shares.append(ProjectShare(unit_id=term.unit_id, share_bp=term.share_bp))
+        in_force, proposed = invitations.split_terms(actor, project, data.shares)
+        invitations.set_shares(project, in_force)
+        session.flush()
+        invitations.withdraw_stale(session, actor, project, proposed)
+        for unit, bp in proposed.items():
+            invitations.invite(session, actor, project, unit, share_bp=bp)
     if data.lead_user_id is not None:
         _check_users(session, [data.lead_user_id], {project.lead_unit_id}, "lead_user_id")
         project.lead_user_id = data.lead_user_id
@@ -236,7 +272,7 @@ def update_project(
         project,
         unit_id=project.lead_unit_id,
         before=before,
-        after=_snapshot(project),
+        after=snapshot(project),
     )
     return project
 
@@ -244,12 +280,20 @@ def update_project(
 def add_member(
     session: Session, actor: Actor, project_id: uuid.UUID, user_id: uuid.UUID
 ) -> Project:
-    """Add a user of a participating unit to the project."""
+    """Add a user of a participating unit to the project (another unit's user is invited:
+    a member once that unit's unit_manager accepts)."""
     project = lock_project(session, get_project(session, actor, project_id))
     _check_lead(actor, project)
-    _check_users(session, [user_id], {s.unit_id for s in project.shares}, "user_id")
-    if all(m.user_id != user_id for m in project.members):
-        before = _snapshot(project)
+    invited = invitations.pending(session, project)
+    _check_users(session, [user_id], {s.unit_id for s in project.shares} | set(invited), "user_id")
+    unit_id = session.scalar(select(User.unit_id).where(User.id == user_id))
+    assert unit_id is not None  # _check_users found the user
+    if all(m.user_id != user_id for m in project.members) and (
+        unit_id in invited or not invitations.consents(actor, project, unit_id)
+    ):
+        invitations.invite(session, actor, project, unit_id, member_ids=[user_id])
+    elif all(m.user_id != user_id for m in project.members):
+        before = snapshot(project)
         project.members.append(ProjectMember(user_id=user_id))
         session.flush()
         record(
@@ -259,7 +303,7 @@ def add_member(
             project,
             unit_id=project.lead_unit_id,
             before=before,
-            after=_snapshot(project),
+            after=snapshot(project),
         )
     return project
 
@@ -274,7 +318,7 @@ def remove_member(
         raise Conflict("user_id: the project lead cannot be removed", field="user_id")
     if not any(m.user_id == user_id for m in project.members):
         raise NotFound("no such member")
-    before = _snapshot(project)
+    before = snapshot(project)
     project.members = [m for m in project.members if m.user_id != user_id]
     session.flush()
     record(
@@ -284,7 +328,7 @@ def remove_member(
         project,
         unit_id=project.lead_unit_id,
         before=before,
-        after=_snapshot(project),
+        after=snapshot(project),
     )
     return project
 
@@ -293,8 +337,8 @@ def close_project(session: Session, actor: Actor, project_id: uuid.UUID, reason:
     """Close a project: it stays for history and its ledger, but takes no new requests."""
     project = lock_project(session, get_project(session, actor, project_id))
     _check_lead(actor, project)
-    _require_open(project)
-    before = _snapshot(project)
+    require_open(project)
+    before = snapshot(project)
     project.closed_at = utcnow()
     session.flush()
     record(
@@ -304,7 +348,7 @@ def close_project(session: Session, actor: Actor, project_id: uuid.UUID, reason:
         project,
         unit_id=project.lead_unit_id,
         before=before,
-        after=_snapshot(project),
+        after=snapshot(project),
         reason=reason,
     )
     return project

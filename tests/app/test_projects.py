@@ -38,12 +38,35 @@ def _body(world: World, **kw: Any) -> dict[str, Any]:
     } | kw
 
 
+def _accept_as_b(client: Any, world: World, project_id: str) -> None:
+    """Unit B's manager accepts B's pending invitation to the project."""
+    if "manager_b" not in world.tokens:
+        world.user("manager_b", "B", Role.UNIT_MANAGER)
+    manager = world.headers("manager_b")
+    found = client.get(
+        "/project-invitations",
+        params={"project_id": project_id, "status": "pending"},
+        headers=manager,
+    ).json()["items"]
+    assert len(found) == 1
+    r = client.post(f"/project-invitations/{found[0]['id']}/accept", headers=manager)
+    assert r.status_code == 200, r.text
+
+
 def test_create_read_update(client: Any, world: World, lead: dict[str, str]) -> None:
     r = client.post("/projects", json=_body(world), headers=lead)
     assert r.status_code == 201, r.text
     project = r.json()
+    # unit B's share and member wait for B's consent: A carries everything meanwhile
+    assert project["shares"] == [{"unit_id": str(world.units["A"]), "share_bp": 10_000}]
+    assert project["member_ids"] == [str(world.users["lead"])]
+    _accept_as_b(client, world, project["id"])
+    project = client.get(f"/projects/{project['id']}", headers=lead).json()
     assert set(project["member_ids"]) == {str(world.users["lead"]), str(world.users["member_b"])}
-    assert sum(s["share_bp"] for s in project["shares"]) == 10_000
+    assert {s["unit_id"]: s["share_bp"] for s in project["shares"]} == {
+        str(world.units["A"]): 6000,
+        str(world.units["B"]): 4000,
+    }
     # participants see it; a unit without a share does not
     assert (
         client.get(f"/projects/{project['id']}", headers=world.headers("member_b")).json()
@@ -65,6 +88,10 @@ def test_create_read_update(client: Any, world: World, lead: dict[str, str]) -> 
         headers=lead,
     )
     assert r.status_code == 200, r.text
+    # more of B's money needs B's consent again: B keeps 40 % until it accepts 75 %
+    assert {s["share_bp"] for s in r.json()["shares"]} == {6000, 4000}
+    _accept_as_b(client, world, project["id"])
+    r = client.get(f"/projects/{project['id']}", headers=lead)
     assert {s["share_bp"] for s in r.json()["shares"]} == {2500, 7500}
     r = client.patch(
         f"/projects/{project['id']}",
