@@ -1,16 +1,29 @@
 """`check_plan`: every hard rule, verified from the instance and the plan alone.
 
 It shares no code with the model or the greedy on purpose: a bug there must not hide here.
+It stays plain, but never compares everything with everything: assignments, pinned
+bookings and agreements are grouped by resource (or lender and borrower) first, and blocks
+of one resource are checked by one sweep in start order.
 """
 
 from __future__ import annotations
 
-import itertools
+from bisect import bisect_left
 
 from scheduling.errors import InvalidPlan
-from scheduling.schemas import Instance, Plan, Request, Requirement, Resource
+from scheduling.schemas import (
+    Agreement,
+    Instance,
+    PinnedBooking,
+    Plan,
+    Request,
+    Requirement,
+    Resource,
+)
 
 Span = tuple[int, int]
+Agreements = dict[tuple[str, str], list[Agreement]]
+"""(lender, borrower) -> the agreements between them."""
 
 
 def check_plan(instance: Instance, plan: Plan) -> list[str]:
@@ -42,6 +55,9 @@ def _check_assignments(instance: Instance, plan: Plan, out: list[str]) -> dict[s
     and price. Returns request id -> (start, end) of the first assignment of each request."""
     resources = {r.id: r for r in instance.resources}
     requests = {r.id: r for r in instance.requests}
+    agreements: Agreements = {}
+    for agreement in instance.agreements:
+        agreements.setdefault((agreement.lender, agreement.borrower), []).append(agreement)
     assigned: dict[str, Span] = {}
     for a in plan.assignments:
         where = f"assignment of {a.request_id}"
@@ -68,7 +84,7 @@ def _check_assignments(instance: Instance, plan: Plan, out: list[str]) -> dict[s
             out.append(f"{where}: resources do not cover the requirements")
         approval = False
         for res in chosen:
-            allowed, needs = _borrowing(instance, res, request.unit)
+            allowed, needs = _borrowing(agreements, res, request.unit)
             if not allowed:
                 out.append(f"{where}: {request.unit} may not borrow {res.id}")
             approval = approval or needs
@@ -96,13 +112,30 @@ def _check_blocks(instance: Instance, plan: Plan, out: list[str]) -> None:
                 lo, hi = block_of(instance, resources[k], a.start, a.end)
                 blocks.setdefault(k, []).append((lo, hi, a.request_id))
     for resource_id, spans in blocks.items():
-        for (s1, e1, who1), (s2, e2, who2) in itertools.combinations(sorted(spans), 2):
-            if s2 < e1:
+        spans.sort()
+        # In start order, a block overlaps an earlier one iff it starts before the latest
+        # end so far: then it overlaps the block that ends there.
+        latest = spans[0]
+        for span in spans[1:]:
+            if span[0] < latest[1]:
+                s1, e1, who1 = latest
+                s2, e2, who2 = span
                 out.append(f"{resource_id}: {who1} [{s1}, {e1}) overlaps {who2} [{s2}, {e2})")
+            if span[1] > latest[1]:
+                latest = span
     displaced = set()
+    longest = {k: max(e - s for s, e, _ in spans) for k, spans in blocks.items()}
+    starts = {k: [s for s, _, _ in spans] for k, spans in blocks.items()}
     for pin in instance.pinned:
-        for s, e, who in blocks.get(pin.resource_id, []):
-            if s < pin.end and pin.start < e:
+        spans = blocks.get(pin.resource_id, [])
+        # Only blocks starting in [pin.start - longest block, pin.end) can meet the pin.
+        first = bisect_left(
+            starts.get(pin.resource_id, []), pin.start - longest.get(pin.resource_id, 0)
+        )
+        for s, e, who in spans[first:]:
+            if s >= pin.end:
+                break  # sorted by start: the rest start later still
+            if pin.start < e:
                 if pin.displaceable:
                     displaced.add(pin.id)
                 else:
@@ -159,12 +192,16 @@ def _check_caps(instance: Instance, plan: Plan, out: list[str]) -> None:
     """Capacity windows: the parts of the plan's assignments inside a window serving its
     borrowers stay within its limit; the lending-cap shorthand counts pinned loans too."""
     requests = {r.id: r for r in instance.requests}
+    by_resource: dict[str, list[tuple[int, int, str]]] = {}
+    for a in plan.assignments:
+        if a.request_id in requests:
+            for k in a.resource_ids:
+                by_resource.setdefault(k, []).append((a.start, a.end, requests[a.request_id].unit))
+    pinned: dict[str, list[PinnedBooking]] = {}
+    for p in instance.pinned:
+        pinned.setdefault(p.resource_id, []).append(p)
     for res in instance.resources:
-        served = [
-            (a.start, a.end, requests[a.request_id].unit)
-            for a in plan.assignments
-            if res.id in a.resource_ids and a.request_id in requests
-        ]
+        served = by_resource.get(res.id, [])
         for w in res.caps:
             used = sum(
                 max(0, min(e, w.end) - max(s, w.start))
@@ -178,8 +215,8 @@ def _check_caps(instance: Instance, plan: Plan, out: list[str]) -> None:
         lent_by_plan = sum(e - s for s, e, unit in served if unit != res.home_unit)
         lent = lent_by_plan + sum(
             p.end - p.start
-            for p in instance.pinned
-            if p.resource_id == res.id and p.unit is not None and p.unit != res.home_unit
+            for p in pinned.get(res.id, [])
+            if p.unit is not None and p.unit != res.home_unit
         )
         # Pinned loans alone may exceed the cap (it was lowered); the plan may not add any.
         if lent_by_plan and lent > res.lending_cap:
@@ -213,17 +250,15 @@ def _fits(res: Resource, requirement: Requirement) -> bool:
     return res.skills.get(requirement.skill, -1) >= requirement.min_level
 
 
-def _borrowing(instance: Instance, res: Resource, unit: str) -> tuple[bool, bool]:
+def _borrowing(agreements: Agreements, res: Resource, unit: str) -> tuple[bool, bool]:
     """(allowed, needs approval): allowed at home or under some agreement; approval only
     when every agreement that allows it asks for approval."""
     if res.home_unit == unit:
         return True, False
     covering = [
         a
-        for a in instance.agreements
-        if a.lender == res.home_unit
-        and a.borrower == unit
-        and (a.kinds is None or res.kind in a.kinds)
+        for a in agreements.get((res.home_unit, unit), [])
+        if (a.kinds is None or res.kind in a.kinds)
         and (a.resource_ids is None or res.id in a.resource_ids)
     ]
     return bool(covering), bool(covering) and all(a.needs_approval for a in covering)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scheduling.catalog import CatalogIndex
 from scheduling.schemas import Assignment, Instance, Request, Requirement, Resource
 
 
@@ -101,6 +102,8 @@ class Prepared:
     """Per request: (earliest start, latest end), after the horizon and pinned dependencies."""
     prices: list[dict[int, int]] = field(default_factory=list)
     """Per request: eligible resource -> price of serving the whole request with it."""
+    _caps_of: dict[tuple[str, int], list[int]] = field(default_factory=dict, repr=False)
+    """(borrowing unit, resource) -> `caps_of`'s answer (it depends on nothing else)."""
 
     @property
     def horizon_mask(self) -> int:
@@ -124,12 +127,16 @@ class Prepared:
         if not caps:
             return []
         unit = self.instance.requests[request].unit
-        home = self.instance.resources[resource].home_unit
-        return [
-            w
-            for w, cap in enumerate(caps)
-            if (unit != home if cap.borrowers is None else unit in cap.borrowers)
-        ]
+        key = (unit, resource)
+        found = self._caps_of.get(key)
+        if found is None:
+            home = self.instance.resources[resource].home_unit
+            found = self._caps_of[key] = [
+                w
+                for w, cap in enumerate(caps)
+                if (unit != home if cap.borrowers is None else unit in cap.borrowers)
+            ]
+        return found
 
     def buffered(self, resource: int) -> bool:
         """Whether assignments of `resource` block more than their own span."""
@@ -179,7 +186,11 @@ def may_borrow(instance: Instance, resource: Resource, unit: str) -> tuple[bool,
 
 
 def prepare(instance: Instance) -> Prepared:
-    """Compute the lookups every part of the optimizer shares."""
+    """Compute the lookups every part of the optimizer shares.
+
+    Eligibility comes from `CatalogIndex` (resources by skill, type and id, agreements by
+    pair, answers memoised), so it costs what the answers hold, not requests x resources.
+    """
     resource_index = {r.id: i for i, r in enumerate(instance.resources)}
     request_index = {r.id: i for i, r in enumerate(instance.requests)}
     horizon = instance.horizon
@@ -190,38 +201,24 @@ def prepare(instance: Instance) -> Prepared:
             mask |= span_mask(min(span.start, horizon), min(span.end, horizon))
         unavailable.append(mask)
     pins = _pins(instance, resource_index)
-    allowed_cache: dict[tuple[int, str], tuple[bool, bool]] = {}
+    index = CatalogIndex(instance)
     matching: list[list[list[int]]] = []
     eligible: list[list[list[int]]] = []
     approval: set[tuple[int, int]] = set()
     windows: list[tuple[int, int]] = []
     prices: list[dict[int, int]] = []
     for r, request in enumerate(instance.requests):
-        per_match: list[list[int]] = []
-        per_elig: list[list[int]] = []
-        for requirement in request.requirements:
-            found = [k for k, res in enumerate(instance.resources) if matches(res, requirement)]
-            ok = []
-            for k in found:
-                key = (k, request.unit)
-                if key not in allowed_cache:
-                    allowed_cache[key] = may_borrow(instance, instance.resources[k], request.unit)
-                allowed, needs = allowed_cache[key]
-                if allowed:
-                    ok.append(k)
-                    if needs:
-                        approval.add((r, k))
-            per_match.append(found)
-            per_elig.append(ok)
-        matching.append(per_match)
-        eligible.append(per_elig)
+        answers = [index.eligible(q, request.unit) for q in request.requirements]
+        matching.append([a.matching for a in answers])
+        eligible.append([a.eligible for a in answers])
+        approval.update((r, k) for a in answers for k in a.approval)
         earliest = request.window_start
         for dep in request.after:
             if dep in pins.end and dep not in request_index:
                 earliest = max(earliest, pins.end[dep])
         windows.append((earliest, min(instance.window_end(request), horizon)))
         prices.append(
-            {k: resource_price(request, instance.resources[k]) for g in per_elig for k in g}
+            {k: resource_price(request, instance.resources[k]) for a in answers for k in a.eligible}
         )
     return Prepared(
         instance=instance,

@@ -8,9 +8,57 @@ Messages are plain words with no ids, times or amounts: those are in the reason'
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from scheduling.eligibility import Prepared, span_mask
 from scheduling.greedy import Occupancy
 from scheduling.schemas import Assignment, Reason, ReasonCode, Requirement, TimeSpan, Unallocated
+
+Spans = list[tuple[int, int, str]]
+"""(start, end, id) of what holds one resource, sorted by start."""
+
+
+class Holders:
+    """What holds each resource when: planned blocks and pinned bookings (not displaceable),
+    sorted by start, so naming who took a window never scans the whole plan."""
+
+    def __init__(self, prep: Prepared, assignments: list[Assignment]) -> None:
+        self.planned: dict[int, Spans] = {}
+        self.pinned: dict[int, Spans] = {}
+        for a in assignments:
+            for resource_id in a.resource_ids:
+                k = prep.resource_index[resource_id]
+                lo, hi = prep.block(k, a.start, a.end)
+                self.planned.setdefault(k, []).append((lo, hi, a.request_id))
+        for pin in prep.instance.pinned:
+            if not pin.displaceable:
+                k = prep.resource_index[pin.resource_id]
+                self.pinned.setdefault(k, []).append((pin.start, pin.end, pin.id))
+        self._longest: dict[tuple[int, int], int] = {}
+        for which, index in enumerate((self.planned, self.pinned)):
+            for k, spans in index.items():
+                spans.sort()
+                self._longest[(which, k)] = max(e - s for s, e, _ in spans)
+
+    def planned_in(self, k: int, lo: int, hi: int) -> list[str]:
+        """Requests whose planned block of resource k meets [lo, hi)."""
+        return _meeting(self.planned.get(k, []), self._longest.get((0, k), 0), lo, hi)
+
+    def pinned_in(self, k: int, lo: int, hi: int) -> list[str]:
+        """Pinned bookings (not displaceable) of resource k that meet [lo, hi)."""
+        return _meeting(self.pinned.get(k, []), self._longest.get((1, k), 0), lo, hi)
+
+
+def _meeting(spans: Spans, longest: int, lo: int, hi: int) -> list[str]:
+    """Ids of `spans` (sorted by start, none longer than `longest`) that meet [lo, hi)."""
+    out = []
+    # Nothing that starts before lo - longest can reach lo.
+    for s, e, ident in spans[bisect_left(spans, (lo - longest,)) :]:
+        if s >= hi:
+            break
+        if e > lo:
+            out.append(ident)
+    return out
 
 
 def explain(prep: Prepared, assignments: list[Assignment]) -> list[Unallocated]:
@@ -18,6 +66,7 @@ def explain(prep: Prepared, assignments: list[Assignment]) -> list[Unallocated]:
     inst = prep.instance
     occ = Occupancy(prep)
     occ.load(assignments)
+    holders = Holders(prep, assignments)
     by_request = {a.request_id: a for a in assignments}
     out = []
     for r, request in enumerate(inst.requests):
@@ -29,7 +78,7 @@ def explain(prep: Prepared, assignments: list[Assignment]) -> list[Unallocated]:
         if not reasons:
             reasons = _budget_reasons(prep, occ, r)
         if not reasons:
-            reasons = _capacity_reasons(prep, occ, r, assignments)
+            reasons = _capacity_reasons(prep, occ, r, holders)
         out.append(Unallocated(request_id=request.id, reasons=reasons))
     return out
 
@@ -188,9 +237,7 @@ def _budget_reasons(prep: Prepared, occ: Occupancy, r: int) -> list[Reason]:
     ]
 
 
-def _capacity_reasons(
-    prep: Prepared, occ: Occupancy, r: int, assignments: list[Assignment]
-) -> list[Reason]:
+def _capacity_reasons(prep: Prepared, occ: Occupancy, r: int, holders: Holders) -> list[Reason]:
     if occ.find(r, lambda _r, _i, k: (k,)) is not None:
         return [
             Reason(
@@ -212,10 +259,10 @@ def _capacity_reasons(
     for i, requirement in enumerate(request.requirements):
         group = prep.eligible[r][i]
         if sum(1 for k in group if uncapped[k]) < requirement.quantity:
-            reasons.append(_taken_by(prep, r, i, group, (lo, hi), assignments))
+            reasons.append(_taken_by(prep, r, i, group, (lo, hi), holders))
     if not reasons:
         # Each requirement fits alone; together they do not.
-        reasons.append(_taken_by(prep, r, None, prep.candidates(r), (lo, hi), assignments))
+        reasons.append(_taken_by(prep, r, None, prep.candidates(r), (lo, hi), holders))
     return [reason for reason in reasons if reason is not None] or [
         Reason(
             code=ReasonCode.NOT_SELECTED,
@@ -261,30 +308,18 @@ def _taken_by(
     requirement: int | None,
     group: list[int],
     window: tuple[int, int],
-    assignments: list[Assignment],
+    holders: Holders,
 ) -> Reason | None:
     """NO_CAPACITY naming the planned requests and pinned bookings that hold `group` in
     the window (blocks included), or None if nothing does."""
     inst = prep.instance
     lo, hi = window
-    reach = {inst.resources[k].id: prep.block(k, lo, hi) for k in group}
-    takers = sorted(
-        {
-            a.request_id
-            for a in assignments
-            for k in a.resource_ids
-            if k in reach and _meets(prep, k, a.start, a.end, reach[k])
-        },
-        key=lambda rid: prep.request_index[rid],
-    )
-    bookings = sorted(
-        p.id
-        for p in inst.pinned
-        if not p.displaceable
-        and p.resource_id in reach
-        and p.start < reach[p.resource_id][1]
-        and reach[p.resource_id][0] < p.end
-    )
+    takers: set[str] = set()
+    bookings: set[str] = set()
+    for k in group:
+        reach = prep.block(k, lo, hi)
+        takers.update(holders.planned_in(k, *reach))
+        bookings.update(holders.pinned_in(k, *reach))
     if not takers and not bookings:
         return None
     what = (
@@ -295,18 +330,12 @@ def _taken_by(
     return Reason(
         code=ReasonCode.NO_CAPACITY,
         requirement=requirement,
-        request_ids=takers,
-        booking_ids=bookings,
-        resource_ids=sorted(reach),
+        request_ids=sorted(takers, key=lambda rid: prep.request_index[rid]),
+        booking_ids=sorted(bookings),
+        resource_ids=sorted(inst.resources[k].id for k in group),
         span=TimeSpan(start=lo, end=hi),
         message=(
             f"no capacity for {what} in its window: pinned bookings and other planned "
             "requests hold the resources"
         ),
     )
-
-
-def _meets(prep: Prepared, resource_id: str, start: int, end: int, span: tuple[int, int]) -> bool:
-    """Whether an assignment [start, end) of the resource blocks part of `span`."""
-    lo, hi = prep.block(prep.resource_index[resource_id], start, end)
-    return lo < span[1] and span[0] < hi

@@ -47,6 +47,12 @@ class Occupancy:
         """Displaceable pin (index into `instance.pinned`) -> placed requests whose block
         overlaps it (an entry only while some do)."""
         self._may_displace = any(prep.displaceable)
+        self._version = [0] * len(prep.buffers)
+        """Per resource: bumped whenever its calendar or capacity use changes."""
+        self._starts: dict[tuple[int, int], tuple[int, int]] = {}
+        """(resource, duration) -> (version, free starts): many requests ask the same."""
+        self._forbidden: dict[tuple[int, str, int], tuple[int, int]] = {}
+        """(resource, borrowing unit, duration) -> (version, starts over a capacity window)."""
 
     # -- bookkeeping -------------------------------------------------------------------
     def place(self, p: Placement) -> None:
@@ -54,6 +60,7 @@ class Occupancy:
         inst = self.prep.instance
         mask = span_mask(p.start, p.end)
         for k in p.resources:
+            self._version[k] += 1
             self.busy[k] |= mask
             self.blocks[k] |= span_mask(*self.prep.block(k, p.start, p.end))
             for w in self.prep.caps_of(p.request, k):
@@ -70,6 +77,7 @@ class Occupancy:
         p = self.placed.pop(request)
         mask = span_mask(p.start, p.end)
         for k in p.resources:
+            self._version[k] += 1
             self.busy[k] &= ~mask
             self.blocks[k] &= ~span_mask(*self.prep.block(k, p.start, p.end))
             for w in self.prep.caps_of(p.request, k):
@@ -133,11 +141,18 @@ class Occupancy:
 
     def cap_forbidden(self, r: int, k: int) -> int:
         """Starts (bit set) at which request r would overrun a capacity window of k."""
-        duration = self.prep.instance.requests[r].duration
+        if not self.prep.caps[k]:
+            return 0
+        request = self.prep.instance.requests[r]
+        key = (k, request.unit, request.duration)
+        known = self._forbidden.get(key)
+        if known is not None and known[0] == self._version[k]:
+            return known[1]
         forbidden = 0
         for w in self.prep.caps_of(r, k):
             cap = self.prep.caps[k][w]
-            forbidden |= cap.forbidden_starts(duration, cap.limit - self.used[k][w])
+            forbidden |= cap.forbidden_starts(request.duration, cap.limit - self.used[k][w])
+        self._forbidden[key] = (self._version[k], forbidden)
         return forbidden
 
     def _budget_ok(self, r: int, cost: int) -> bool:
@@ -156,9 +171,44 @@ class Occupancy:
         if hi - lo < duration:
             return 0
         guard = 0 if displace else self.guard(k)
-        starts = self.prep.starts(k, duration, self.busy[k] | guard, self.blocks[k] | guard)
+        starts = (
+            self.free_starts(k, duration)
+            if not guard
+            else (self.prep.starts(k, duration, self.busy[k] | guard, self.blocks[k] | guard))
+        )
         starts &= span_mask(lo, hi - duration + 1)
         return starts & ~self.cap_forbidden(r, k) if caps else starts
+
+    def start_masks(self, r: int, lo: int, hi: int, displace: bool = True) -> dict[int, int]:
+        """`start_mask` of every eligible resource of request r, with caps (the greedy's
+        inner loop: one call per request instead of one per resource)."""
+        request = self.prep.instance.requests[r]
+        duration = request.duration
+        window = span_mask(lo, hi - duration + 1)
+        caps = self.prep.caps
+        masks: dict[int, int] = {}
+        for group in self.prep.eligible[r]:
+            for k in group:
+                if k in masks:
+                    continue
+                if not displace and self.prep.displaceable[k]:
+                    masks[k] = self.start_mask(r, k, lo, hi, displace=False)
+                    continue
+                starts = self.free_starts(k, duration) & window
+                if starts and caps[k]:
+                    starts &= ~self.cap_forbidden(r, k)
+                masks[k] = starts
+        return masks
+
+    def free_starts(self, k: int, duration: int) -> int:
+        """Starts at which resource k can take `duration` units now (memoised until its
+        calendar changes: thousands of requests ask about the same resource)."""
+        known = self._starts.get((k, duration))
+        if known is not None and known[0] == self._version[k]:
+            return known[1]
+        starts = self.prep.starts(k, duration, self.busy[k], self.blocks[k])
+        self._starts[(k, duration)] = (self._version[k], starts)
+        return starts
 
     def find(self, r: int, key: ResourceKey, latest_first: bool = False) -> Placement | None:
         """The earliest feasible placement of request r choosing resources by `key`;
@@ -193,11 +243,7 @@ class Occupancy:
         if lo is None or hi - lo < request.duration:
             return
         groups = self.prep.eligible[r]
-        masks: dict[int, int] = {}
-        for group in groups:
-            for k in group:
-                if k not in masks:
-                    masks[k] = self.start_mask(r, k, lo, hi, displace=displace)
+        masks = self.start_masks(r, lo, hi, displace=displace)
         feasible = span_mask(lo, hi - request.duration + 1)
         for group in groups:
             union = 0
