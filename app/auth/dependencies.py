@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
+from app.auth.policy import check_auditor_write
 from app.auth.services import authenticate, identify, touch_due, touch_key
 from app.bookings.idempotency import OWNED
 from app.db import NOWAIT, READ_METHODS, is_lock_failure
@@ -64,6 +65,7 @@ def provide_actor(
         touch_seconds=settings.api_key_touch_seconds,
         cache_seconds=settings.auth_cache_seconds,
     )
+    check_auditor_write(actor, request.method, request.scope.get("path_template", ""))
     if request.scope.get(OWNED):
         # A keyed POST: the claim, the work and the answer share one transaction, which
         # the idempotency middleware commits (app.bookings.idempotency).
