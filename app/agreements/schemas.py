@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -100,14 +100,20 @@ def check_scope(
 
 
 class AgreementUpdate(Schema):
-    """Terms that can change while an agreement runs (scope changes need a new agreement)."""
+    """Terms that can change while an agreement runs (scope changes need a new agreement).
 
-    requires_approval: bool | None = None
+    A field left out keeps its value. ``null`` clears the two terms that may be empty
+    (``hours_per_month_cap``: no cap; ``valid_until``: open-ended); the others cannot be
+    null and refuse it with 400 (an empty rate card is ``[]``, empty notes ``""``).
+    """
+
+    # Annotated defaults: absent means "unchanged", yet the schema (and validation) refuse null
+    requires_approval: Annotated[bool, Field(default=None)]
     hours_per_month_cap: int | None = Field(default=None, ge=0, le=744)
-    rate_card: list[RateCardEntry] | None = Field(default=None, max_length=500)
-    cancellation_fee: MinorUnits | None = None
+    rate_card: Annotated[list[RateCardEntry], Field(default=None, max_length=500)]
+    cancellation_fee: Annotated[MinorUnits, Field(default=None)]
     valid_until: IsoDate | None = None
-    notes: Text | None = None
+    notes: Annotated[Text, Field(default=None)]
 
 
 class AgreementRead(Schema):
