@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, literal_column, select
@@ -138,6 +139,31 @@ def _slot(start: datetime, end: datetime) -> str:
     return f"{start.isoformat()} – {end.isoformat()}"
 
 
+def _check_hours(resource: Resource, start: datetime, end: datetime) -> None:
+    work = working_intervals(resource.working_hours, resource.time_zone, start, end)
+    if not inside(work, start, end):
+        raise Conflict(
+            f"{_slot(start, end)} is outside the working hours of {resource.name} "
+            f"({resource.time_zone})",
+            field="start",
+            code="outside_working_hours",
+            resource_id=str(resource.id),
+        )
+
+
+def _check_available(session: Session, resource: Resource, start: datetime, end: datetime) -> None:
+    periods = unavailable_periods(session, [resource.id], start, end).get(resource.id, [])
+    if periods:
+        s, e = periods[0]
+        raise Conflict(
+            f"{resource.name} is unavailable {_slot(s, e)}",
+            field="start",
+            code="unavailable",
+            resource_id=str(resource.id),
+            conflicts=[{"start": s.isoformat(), "end": e.isoformat()}],
+        )
+
+
 def check_slot(
     session: Session,
     resource: Resource,
@@ -149,32 +175,78 @@ def check_slot(
 ) -> None:
     """Refuse a slot outside working hours, in a blackout, or overlapping a live booking
     (named for ``borrower`` as ``overlap_error`` says)."""
-    work = working_intervals(resource.working_hours, resource.time_zone, start, end)
-    if not inside(work, start, end):
-        raise Conflict(
-            f"{_slot(start, end)} is outside the working hours of {resource.name} "
-            f"({resource.time_zone})",
-            field="start",
-            code="outside_working_hours",
-            resource_id=str(resource.id),
-        )
-    periods = unavailable_periods(session, [resource.id], start, end).get(resource.id, [])
-    if periods:
-        s, e = periods[0]
-        raise Conflict(
-            f"{resource.name} is unavailable {_slot(s, e)}",
-            field="start",
-            code="unavailable",
-            resource_id=str(resource.id),
-            conflicts=[{"start": s.isoformat(), "end": e.isoformat()}],
-        )
+    _check_hours(resource, start, end)
+    _check_available(session, resource, start, end)
     clashes = live_blocks(session, [resource.id], block[0], block[1], exclude).get(resource.id, [])
     if clashes:
         raise overlap_error(resource, clashes[0], borrower)
 
 
+class BookedSpan(Protocol):
+    """What a refusal reads of a clashing booking (an ORM ``Booking`` or a row of columns)."""
+
+    id: uuid.UUID
+    start: datetime
+    end: datetime
+    status: str
+    borrower_unit_id: uuid.UUID
+
+
+def _spans_around(session: Session, resource_id: uuid.UUID, start: datetime, end: datetime
+                  ) -> list[Any]:
+    """Live bookings of one resource whose blocked span meets ``[start, end)``, as rows of
+    the columns the rules read (overlap, both caps), by blocked start."""
+    query = select(
+        Booking.id, Booking.start, Booking.end, Booking.block_start, Booking.block_end,
+        Booking.status, Booking.agreement_id, Booking.borrower_unit_id,
+    ).where(
+        Booking.resource_id == resource_id,
+        Booking.status.in_(LIVE_STATUSES),
+        Booking.block_start < end,
+        Booking.block_end > start,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.where(
+            literal_column("bookings.block").op("&&")(func.tstzrange(start, end, "[)"))
+        )
+    return list(session.execute(query.order_by(Booking.block_start)))
+
+
+def check_loan(
+    session: Session,
+    resource: Resource,
+    agreement: SharingAgreement | None,
+    start: datetime,
+    end: datetime,
+    block: Interval,
+    borrower: uuid.UUID,
+) -> None:
+    """Every rule of a new booking (``check_slot`` then ``check_caps``, same refusals in the
+    same order) from two reads: the unavailability, and one read of the resource's live
+    bookings over the block and every cap month, which the overlap and the caps share."""
+    _check_hours(resource, start, end)
+    _check_available(session, resource, start, end)
+    months = _cap_months(resource, agreement, start, end)
+    span = (
+        min([block[0], *(m[0][0] for m in months.values())]),
+        max([block[1], *(m[-1][1] for m in months.values())]),
+    )
+    rows = _spans_around(session, resource.id, *span)
+    for row in rows:
+        if row.block_start < block[1] and row.block_end > block[0]:
+            raise overlap_error(resource, row, borrower)
+    caps: list[MonthlyCap] = []
+    if agreement is not None and "agreement_cap" in months:
+        mine = [(r.start, r.end) for r in rows if r.agreement_id == agreement.id]
+        caps += _agreement_caps(agreement, months["agreement_cap"], mine)
+    if "lending_cap" in months:
+        lent = [(r.start, r.end) for r in rows if r.borrower_unit_id != resource.unit_id]
+        caps += _lending_caps(resource, months["lending_cap"], lent)
+    _refuse_caps(resource, agreement, caps, start, end)
+
+
 def overlap_error(
-    resource: Resource, clash: Booking, borrower: uuid.UUID | None = None
+    resource: Resource, clash: BookedSpan, borrower: uuid.UUID | None = None
 ) -> Conflict:
     """The 409 for a clash, naming the conflicting slot; its booking's id and status only
     when ``borrower`` may see that booking (its own, or any booking of its own resource;
@@ -243,6 +315,42 @@ def _booked(
     return [(s, e) for s, e in session.execute(query)]
 
 
+def _cap_months(
+    resource: Resource, agreement: SharingAgreement | None, start: datetime, end: datetime
+) -> dict[str, list[Interval]]:
+    """The months each cap that applies to the loan counts in (none for a unit's own)."""
+    out: dict[str, list[Interval]] = {}
+    if agreement is None:
+        return out
+    if agreement.hours_per_month_cap is not None:
+        out["agreement_cap"] = _months(start, end, ZoneInfo("UTC"))
+    if resource.kind == ResourceKind.EXPERT.value and resource.lending_cap_bp < 10_000:
+        out["lending_cap"] = _months(start, end, ZoneInfo(resource.time_zone))
+    return out
+
+
+def _agreement_caps(
+    agreement: SharingAgreement, months: list[Interval], rows: list[Interval]
+) -> list[MonthlyCap]:
+    assert agreement.hours_per_month_cap is not None
+    allowed = agreement.hours_per_month_cap * 60
+    return [
+        MonthlyCap("agreement_cap", month, allowed, used, agreement.borrower_unit_id)
+        for month, used in zip(months, _used_per_month(rows, months), strict=True)
+    ]
+
+
+def _lending_caps(resource: Resource, months: list[Interval], rows: list[Interval]
+                  ) -> list[MonthlyCap]:
+    out = []
+    for month, used in zip(months, _used_per_month(rows, months), strict=True):
+        working = total_minutes(working_intervals(resource.working_hours, resource.time_zone, *month))
+        out.append(
+            MonthlyCap("lending_cap", month, working * resource.lending_cap_bp // 10_000, used, None)
+        )
+    return out
+
+
 def agreement_caps(
     session: Session,
     resource: Resource,
@@ -261,11 +369,7 @@ def agreement_caps(
         and_(Booking.resource_id == resource.id, Booking.agreement_id == agreement.id),
         list(exclude),
     )
-    allowed = agreement.hours_per_month_cap * 60
-    return [
-        MonthlyCap("agreement_cap", month, allowed, used, agreement.borrower_unit_id)
-        for month, used in zip(months, _used_per_month(rows, months), strict=True)
-    ]
+    return _agreement_caps(agreement, months, rows)
 
 
 def lending_caps(
@@ -285,13 +389,7 @@ def lending_caps(
         and_(Booking.resource_id == resource.id, Booking.borrower_unit_id != resource.unit_id),
         list(exclude),
     )
-    out = []
-    for month, used in zip(months, _used_per_month(rows, months), strict=True):
-        working = total_minutes(working_intervals(resource.working_hours, resource.time_zone, *month))
-        out.append(
-            MonthlyCap("lending_cap", month, working * resource.lending_cap_bp // 10_000, used, None)
-        )
-    return out
+    return _lending_caps(resource, months, rows)
 
 
 def monthly_caps(
@@ -325,7 +423,18 @@ def check_caps(
     exclude: Iterable[uuid.UUID] = (),
 ) -> None:
     """Refuse a loan that would pass the agreement's monthly hours or the expert's lending cap."""
-    for cap in monthly_caps(session, resource, agreement, start, end, exclude):
+    caps = monthly_caps(session, resource, agreement, start, end, exclude)
+    _refuse_caps(resource, agreement, caps, start, end)
+
+
+def _refuse_caps(
+    resource: Resource,
+    agreement: SharingAgreement | None,
+    caps: list[MonthlyCap],
+    start: datetime,
+    end: datetime,
+) -> None:
+    for cap in caps:
         new = total_minutes([(max(start, cap.month[0]), min(end, cap.month[1]))])
         if cap.used + new <= cap.allowed:
             continue

@@ -140,8 +140,7 @@ def place_booking(
     agreement = rules.agreement_for(session, resource, borrower_unit_id, start.date())
     before, after = rules.buffers(session, resource)
     block = (start - before, end + after)
-    rules.check_slot(session, resource, start, end, block, borrower=borrower_unit_id)
-    rules.check_caps(session, resource, agreement, start, end)
+    rules.check_loan(session, resource, agreement, start, end, block, borrower_unit_id)
     if status is None:
         needs_approval = agreement is not None and agreement.requires_approval
         status = BookingStatus.PENDING_APPROVAL if needs_approval else BookingStatus.CONFIRMED
@@ -166,7 +165,7 @@ def place_booking(
     )
     insert_checked(session, resource, booking)
     if status == BookingStatus.CONFIRMED:
-        hooks.hold_for(session, actor, booking)
+        hooks.hold_for(session, actor, booking, resource=resource, agreement=agreement)
     if audit:
         record(
             session,
@@ -180,34 +179,39 @@ def place_booking(
 
 
 def insert_checked(session: Session, resource: Resource, booking: Booking) -> None:
-    """Insert under a savepoint; an exclusion violation (PostgreSQL 23P01) becomes a 409."""
+    """Insert the booking; an exclusion violation (PostgreSQL 23P01) becomes a 409 overlap.
+
+    No savepoint: the resource's row lock (``rules.lock_resource``) orders every path that
+    books the resource, so the constraint only fires on a write that skipped the lock. The
+    transaction is then spoilt and rolls back with the 409 (it cannot name the clash).
+    SQLite has no such constraint; its writes are serialised (``app.db``).
+    """
+    session.add(booking)
     try:
-        with session.begin_nested():
-            session.add(booking)
-            session.flush()
+        session.flush()
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) != "23P01":
             raise
-        clash = rules.live_blocks(
-            session, [resource.id], booking.block_start, booking.block_end
-        ).get(resource.id)
-        if clash:
-            raise rules.overlap_error(resource, clash[0], booking.borrower_unit_id) from None
-        raise Conflict("the resource is already booked then", code="overlap") from None
+        raise Conflict(
+            f"{resource.name} is already booked then",
+            field="start",
+            code="overlap",
+            resource_id=str(resource.id),
+        ) from None
 
 
 def visible_resource(session: Session, actor: Actor, resource_id: uuid.UUID) -> Resource:
-    """Lock and return a resource the actor may see (404 otherwise)."""
+    """Lock and return a resource the actor may see (404 otherwise), in one statement."""
     from app.agreements.services import visible_resources
 
-    if (
-        session.scalar(
-            select(Resource.id).where(Resource.id == resource_id, visible_resources(actor))
-        )
-        is None
-    ):
+    resource = session.scalar(
+        select(Resource)
+        .where(Resource.id == resource_id, visible_resources(actor))
+        .with_for_update(of=Resource)
+    )
+    if resource is None:
         raise NotFound("no such resource")
-    return rules.lock_resource(session, resource_id)
+    return resource
 
 
 def holds_skill(session: Session, expert: Resource, skill_id: uuid.UUID) -> bool:

@@ -13,14 +13,14 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 import ledger
 from app.agreements.models import SharingAgreement
 from app.auth.actor import Actor
 from app.base import utcnow
 from app.bookings.models import Booking
-from app.catalog.models import Resource
+from app.catalog.models import ExpertSkill, Resource
 from app.errors import Conflict
 from app.funds.pricing import Price, price_of
 from app.projects.models import Project
@@ -30,17 +30,22 @@ HOLD_GRACE = timedelta(days=60)
 """A hold lapses this long after its booking ends if nobody completes or cancels it."""
 
 
-def booking_price(session: Session, booking: Booking) -> Price:
-    """What the booking costs its project."""
-    resource = session.scalar(
-        select(Resource)
-        .options(selectinload(Resource.skills))
-        .where(Resource.id == booking.resource_id)
-    )
-    assert resource is not None
-    agreement = (
-        session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
-    )
+def booking_price(
+    session: Session,
+    booking: Booking,
+    *,
+    resource: Resource | None = None,
+    agreement: SharingAgreement | None = None,
+) -> Price:
+    """What the booking costs its project (``resource`` and ``agreement``: the booking's,
+    when the caller holds them already)."""
+    if resource is None or resource.id != booking.resource_id:
+        resource = session.get(Resource, booking.resource_id)
+        assert resource is not None
+    if agreement is None or agreement.id != booking.agreement_id:
+        agreement = (
+            session.get(SharingAgreement, booking.agreement_id) if booking.agreement_id else None
+        )
     minutes = int((booking.end - booking.start).total_seconds() // 60)
     return price_of(
         resource,
@@ -48,7 +53,13 @@ def booking_price(session: Session, booking: Booking) -> Price:
         minutes,
         own_unit=booking.borrower_unit_id == booking.lender_unit_id,
         day=booking.start.date(),
+        skills=lambda: _skills_of(session, booking.resource_id),
     )
+
+
+def _skills_of(session: Session, resource_id: uuid.UUID) -> set[str]:
+    rows = session.scalars(select(ExpertSkill.skill_id).where(ExpertSkill.resource_id == resource_id))
+    return {str(skill_id) for skill_id in rows}
 
 
 def _ledger_of(session: Session, project_id: object) -> ledger.Ledger:
@@ -57,9 +68,16 @@ def _ledger_of(session: Session, project_id: object) -> ledger.Ledger:
     return ledger.open_ledger(session, project.id, project.currency)
 
 
-def hold_for(session: Session, actor: Actor, booking: Booking) -> None:
+def hold_for(
+    session: Session,
+    actor: Actor,
+    booking: Booking,
+    *,
+    resource: Resource | None = None,
+    agreement: SharingAgreement | None = None,
+) -> None:
     """Reserve the booking's price from its project's free cash (409 if it cannot pay)."""
-    price = booking_price(session, booking)
+    price = booking_price(session, booking, resource=resource, agreement=agreement)
     if price.amount == 0:
         return
     book = _ledger_of(session, booking.project_id)

@@ -12,6 +12,7 @@ already pays for its own staff and equipment.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -35,13 +36,17 @@ def _in_force(entry: dict[str, Any], day: date) -> bool:
     )
 
 
+SkillIds = Callable[[], set[str]]
+"""The ids (as strings) of the skills an expert holds, read only when a card prices skills."""
+
+
 def _rates(
-    resource: Resource, agreement: SharingAgreement | None, day: date
+    resource: Resource, agreement: SharingAgreement | None, day: date, skill_ids: SkillIds
 ) -> tuple[int, int, str]:
     if agreement is None or not agreement.rate_card:
         return resource.hourly_rate, resource.daily_rate, resource.currency
     card = [e for e in agreement.rate_card if _in_force(e, day)]
-    skills = {str(s.skill_id) for s in resource.skills}
+    skills = skill_ids() if any(e["target"] == "skill" for e in card) else set()
 
     def pick(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         return max(entries, key=lambda e: e.get("hourly_rate", 0)) if entries else None
@@ -69,9 +74,15 @@ def price_of(
     minutes: int,
     own_unit: bool,
     day: date,
+    skills: SkillIds | None = None,
 ) -> Price:
-    """The price of holding ``resource`` for ``minutes`` from ``day`` under ``agreement``."""
-    hourly, daily, currency = _rates(resource, agreement, day)
+    """The price of holding ``resource`` for ``minutes`` from ``day`` under ``agreement``
+    (``skills``: how to read the expert's skill ids; by default its loaded ``skills``)."""
+
+    def loaded() -> set[str]:
+        return {str(s.skill_id) for s in resource.skills}
+
+    hourly, daily, currency = _rates(resource, agreement, day, skills or loaded)
     if own_unit:
         return Price(0, currency)
     amount = math.ceil(hourly * minutes / 60)
