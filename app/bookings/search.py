@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from app.agreements.services import visible_resources
 from app.auth.actor import Actor
@@ -114,17 +114,35 @@ def _live_block_spans(
     session: Session, scope: ResourceScope, start: datetime, end: datetime
 ) -> dict[uuid.UUID, list[Interval]]:
     """Blocked spans of live bookings overlapping ``[start, end)``: columns, not ORM objects
-    (a search over many resources reads thousands of them)."""
-    rows = session.execute(
-        select(Booking.resource_id, Booking.block_start, Booking.block_end).where(
-            Booking.resource_id.in_(scope),
-            Booking.status.in_(LIVE_STATUSES),
-            Booking.block_start < end,
-            Booking.block_end > start,
-        )
+    (a search over many resources reads thousands of them).
+
+    Two index seeks per resource instead of a scan of its whole future (or past): the
+    bookings whose block starts inside the range, and the one live booking that may
+    straddle ``start`` — live blocks of one resource never overlap (the exclusion
+    constraint; SQLite's serialised check), so only the latest to start before ``start``
+    can still run then (``ix_bookings_resource_block``).
+    """
+    live = Booking.status.in_(LIVE_STATUSES)
+    inside = select(Booking.resource_id, Booking.block_start, Booking.block_end).where(
+        Booking.resource_id.in_(scope), live, Booking.block_start >= start,
+        Booking.block_start < end,
     )
+    earlier = aliased(Booking)
+    latest = (
+        select(earlier.block_start)
+        .where(earlier.resource_id == Resource.id, earlier.status.in_(LIVE_STATUSES),
+               earlier.block_start < start)
+        .order_by(earlier.block_start.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    last = select(Resource.id.label("rid"), latest.label("at")).where(
+        Resource.id.in_(scope)).subquery()
+    straddling = select(Booking.resource_id, Booking.block_start, Booking.block_end).join(
+        last, and_(Booking.resource_id == last.c.rid, Booking.block_start == last.c.at)
+    ).where(live, Booking.block_end > start)
     out: dict[uuid.UUID, list[Interval]] = {}
-    for rid, s, e in rows:
+    for rid, s, e in session.execute(union_all(inside, straddling)):
         out.setdefault(rid, []).append((s, e))
     return out
 
@@ -141,26 +159,53 @@ def free_intervals(
     ``among``, a query of resource ids that includes ``resources``, narrows the reads
     instead of the list of their ids.
     """
-    scope: ResourceScope = among if among is not None else [r.id for r in resources]
-    buffers = _buffers_by_type(session, resources)
-    # a new booking's own set-up/tear-down must clear the neighbours' blocks too
-    margin = max((max(b) for b in buffers.values()), default=timedelta(0))
-    off = _unavailable(session, scope, start, end)
-    booked = _live_block_spans(session, scope, start - margin, end + margin)
-    out: dict[uuid.UUID, list[Interval]] = {}
-    # most resources share a few standard weeks: compute each (hours, zone) pair once
-    weeks: dict[tuple[str, str], list[Interval]] = {}
-    for resource in resources:
-        before, after = buffers.get(
+    known = _BusyTime(session, resources)
+    known.read(among if among is not None else [r.id for r in resources], start, end)
+    return {r.id: known.free(r, start, end) for r in resources}
+
+
+class _BusyTime:
+    """What keeps resources from working, read slab by slab as a search looks further."""
+
+    def __init__(self, session: Session, resources: list[Resource]) -> None:
+        self.session = session
+        self.buffers = _buffers_by_type(session, resources)
+        # a new booking's own set-up/tear-down must clear the neighbours' blocks too
+        self.margin = max((max(b) for b in self.buffers.values()), default=timedelta(0))
+        self.off: dict[uuid.UUID, list[Interval]] = {}
+        self.booked: dict[uuid.UUID, list[Interval]] = {}
+        # most resources share a few standard weeks: compute each (hours, zone) pair once
+        self.weeks: dict[tuple[str, str, datetime, datetime], list[Interval]] = {}
+        self.week_of: dict[uuid.UUID, str] = {}
+
+    def read(self, scope: ResourceScope, start: datetime, end: datetime) -> None:
+        """Add the unavailability and live blocks of ``scope`` that meet ``[start, end)``."""
+        for store, found in (
+            (self.off, _unavailable(self.session, scope, start, end)),
+            (self.booked, _live_block_spans(
+                self.session, scope, start - self.margin, end + self.margin)),
+        ):
+            for rid, spans in found.items():
+                store.setdefault(rid, []).extend(spans)
+
+    def free(self, resource: Resource, start: datetime, end: datetime) -> list[Interval]:
+        """The resource's free time in ``[start, end)`` from what was read (duplicates merge)."""
+        before, after = self.buffers.get(
             resource.device_type_id or uuid.UUID(int=0), (timedelta(0), timedelta(0))
         )
-        busy = [(s - after, e + before) for s, e in booked.get(resource.id, [])]
-        key = (repr(resource.working_hours), resource.time_zone)
-        if key not in weeks:
-            weeks[key] = working_intervals(resource.working_hours, resource.time_zone, start, end)
-        work = weeks[key]
-        out[resource.id] = subtract(work, [*off.get(resource.id, []), *busy])
-    return out
+        busy = [(s - after, e + before) for s, e in self.booked.get(resource.id, [])]
+        week = self.week_of.get(resource.id)
+        if week is None:
+            week = self.week_of[resource.id] = repr(resource.working_hours)
+        key = (week, resource.time_zone, start, end)
+        if key not in self.weeks:
+            self.weeks[key] = working_intervals(
+                resource.working_hours, resource.time_zone, start, end)
+        return subtract(self.weeks[key], [*self.off.get(resource.id, []), *busy])
+
+
+IDS_AT_MOST = 200
+"""Bind the ids of up to this many unresolved candidates; more are read through the query."""
 
 
 def search_slots(
@@ -186,20 +231,27 @@ def search_slots(
     )
     pending = list(session.scalars(query))
     among = query.with_only_columns(Resource.id).order_by(None)
+    known = _BusyTime(session, pending)
     need = timedelta(minutes=duration_minutes)
     slots: list[Slot] = []
     # Look a day ahead first, then twice as far, and so on. A slot found within a horizon is
     # its resource's earliest in the whole range, and it starts before any slot not found
     # yet (that one would have to end past the horizon): once ``limit`` are found, stop.
+    # Each step reads only the new slab of time, and only for the candidates still unresolved.
     span = timedelta(days=1)
-    horizon = start
+    read_to = horizon = start
     while pending and len(slots) < limit and horizon < end:
         horizon = min(end, start + span + need)
         span *= 2
-        free = free_intervals(session, pending, start, horizon, among)
+        scope: ResourceScope = (
+            [r.id for r in pending] if len(pending) <= IDS_AT_MOST else among
+        )
+        known.read(scope, read_to, horizon)
+        read_to = horizon
         left = []
         for resource in pending:
-            at = first_fit(free[resource.id], duration_minutes, step_minutes=step_minutes)
+            free = known.free(resource, start, horizon)
+            at = first_fit(free, duration_minutes, step_minutes=step_minutes)
             if at is None:
                 left.append(resource)
             else:
