@@ -72,6 +72,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers=workers or settings.workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        server_header=False,  # no "server: uvicorn" banner
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,  # whose X-Forwarded-For is believed
     )
 
 
@@ -181,13 +184,29 @@ def keys() -> None:
 @keys.command("issue")
 @click.option("--email", required=True, help="The user's email.")
 @click.option("--name", default="", help="A label for the key.")
-def keys_issue(email: str, name: str) -> None:
+@click.option(
+    "--expires-in",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="DAYS",
+    help="The key stops working after this many days (required, and at most "
+    "COPOOL_API_KEY_MAX_DAYS, when that is set).",
+)
+def keys_issue(email: str, name: str, expires_in: int | None) -> None:
     """Issue an API key; the token is printed once and never stored."""
+    from datetime import timedelta
+
+    from app.base import utcnow
+
+    expires_at = utcnow() + timedelta(days=expires_in) if expires_in else None
     with _scope() as session:
         user = session.scalar(select(User).where(User.email == email.lower()))
         if user is None:
             raise click.ClickException(f"no user with email {email!r}")
-        key, token = auth.issue_key(session, SYSTEM, user.id, name)
+        key, token = auth.issue_key(
+            session, SYSTEM, user.id, name,
+            expires_at=expires_at, max_days=get_settings().api_key_max_days,
+        )
         click.echo(f"key id: {key.id}", err=True)
         click.echo(token)
 

@@ -17,12 +17,14 @@ from advanced_alchemy.extensions.litestar import (
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Scope
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.admission import AdmissionMiddleware, make_gate
 from app.agreements.controllers import AgreementController
 from app.allocation.controllers import AllocationRunController
 from app.audit.controllers import AuditController
@@ -42,13 +44,16 @@ from app.catalog.controllers import (
     SkillController,
 )
 from app.db import READ_METHODS, make_engine, read_only_engine
+from app.docs import render_plugins
 from app.feeds.controllers import BusyImportController, FeedSubscriptionController, calendar_feed
 from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
+from app.headers import security_headers
 from app.hygiene import RejectNul, forbid_unknown_fields
 from app.jobs.enqueue import job_queue
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController, ProjectInvitationController
 from app.settings import Settings, get_settings
+from app.throttle import ThrottleMiddleware, make_throttle
 from app.units.controllers import UnitController
 
 
@@ -120,6 +125,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     jobs = job_queue(settings)
 
+    gate = make_gate(settings.max_in_flight, engine, WORKER_THREADS)
+    throttle = make_throttle(engine, settings)
+
     def provide_settings() -> Settings:
         return settings
 
@@ -154,7 +162,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "actor": Provide(provide_actor, sync_to_thread=True),
         },
         plugins=[SQLAlchemyPlugin(config=db)],
-        middleware=[RejectNul, IdempotencyMiddleware],
+        middleware=[
+            # admission first: a refused request costs nothing else
+            DefineMiddleware(AdmissionMiddleware, gate=gate),
+            DefineMiddleware(ThrottleMiddleware, throttle=throttle),
+            RejectNul,
+            IdempotencyMiddleware,
+        ],
+        before_send=[security_headers],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="copool",
@@ -166,6 +181,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 }
             ),
             security=[{"bearer": []}],
+            render_plugins=render_plugins(),
         ),
         debug=settings.debug,
         on_startup=[_widen_thread_pools, forbid_unknown_fields, lambda: jobs.start()],
@@ -174,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_scope_key = db.session_scope_key
+    app.state.gate = gate
+    app.state.throttle = throttle
     app.state.jobs = jobs
     return app
 

@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     """Workers a run may lose before it is failed with the reason."""
     public_base_url: str = "http://127.0.0.1:8000"
     """Base URL under which the service is reached (used in links it hands out)."""
+    max_in_flight: int = Field(default=24, ge=1, le=1000)
+    """Requests one worker serves at once; more are answered 503 at once (``app.admission``).
+    Kept below the worker's threads and database connections (pool + overflow)."""
+    trusted_proxies: str = "127.0.0.1"
+    """Comma-separated addresses whose ``X-Forwarded-For`` names the client (uvicorn's
+    ``forwarded_allow_ips``); the throttle counts per client address."""
+    throttle_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    """Length of a throttling window (fixed windows, shared by every worker)."""
+    auth_failure_limit: int = Field(default=20, ge=0)
+    """Failed authentications (bad API key, unknown feed token) one address may make per
+    window before it gets 429 (0: no limit)."""
+    write_limit_per_key: int = Field(default=12_000, ge=0)
+    """Writes (non-GET requests) one API key may make per window before 429 (0: no limit)."""
+    api_key_max_days: int = Field(default=0, ge=0, le=36_500)
+    """Longest lifetime of an issued API key in days; longer (or no) expiry is refused (0: any)."""
 
     @property
     def runs_jobs_in_process(self) -> bool:

@@ -24,6 +24,7 @@ from app.pagination import Limit, Offset, page
 from app.problems import LIST, READ, WRITE
 from app.routing import get, patch, post
 from app.schemas import Page, Reason
+from app.settings import Settings
 
 
 class UserController(Controller):
@@ -74,9 +75,21 @@ class UserController(Controller):
 
     @post("/{user_id:uuid}/api-keys", responses=WRITE, summary="Issue an API key (shown once)")
     def issue_key(
-        self, actor: Actor, db_session: Session, user_id: uuid.UUID, data: ApiKeyCreate
+        self,
+        actor: Actor,
+        db_session: Session,
+        settings: Settings,
+        user_id: uuid.UUID,
+        data: ApiKeyCreate,
     ) -> ApiKeyIssued:
-        key, token = services.issue_key(db_session, actor, user_id, data.name)
+        key, token = services.issue_key(
+            db_session,
+            actor,
+            user_id,
+            data.name,
+            expires_at=data.expires_at,
+            max_days=settings.api_key_max_days,
+        )
         return ApiKeyIssued(**ApiKeyRead.model_validate(key).model_dump(), token=token)
 
 

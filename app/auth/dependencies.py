@@ -59,12 +59,18 @@ def provide_actor(
             db_session.commit()
             touch_without_waiting(request.app.state.engine, key.id)
         return actor
-    actor = authenticate(
-        db_session,
-        token.strip(),
-        touch_seconds=settings.api_key_touch_seconds,
-        cache_seconds=settings.auth_cache_seconds,
-    )
+    try:
+        actor = authenticate(
+            db_session,
+            token.strip(),
+            touch_seconds=settings.api_key_touch_seconds,
+            cache_seconds=settings.auth_cache_seconds,
+        )
+    except NotAuthenticated:
+        # Give SQLite's writer lock back now, not when the 401 is sent: the throttle
+        # (app.throttle) counts the failure in a write transaction of its own first.
+        db_session.rollback()
+        raise
     check_auditor_write(actor, request.method, request.scope.get("path_template", ""))
     if request.scope.get(OWNED):
         # A keyed POST: the claim, the work and the answer share one transaction, which

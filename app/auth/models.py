@@ -49,5 +49,7 @@ class ApiKey(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    """After this instant the key answers 401 like a revoked one (None: never expires)."""
 
     user: Mapped[User] = relationship(lazy="raise")

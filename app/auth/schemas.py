@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import EmailStr, Field
 
 from app.auth.models import Role
-from app.schemas import Name, Schema
+from app.schemas import Name, Schema, UtcDatetime
 
 
 class UserCreate(Schema):
@@ -41,9 +41,14 @@ class UserRead(Schema):
 
 
 class ApiKeyCreate(Schema):
-    """A label for a new key (e.g. the machine it goes on)."""
+    """A label for a new key (e.g. the machine it goes on) and, optionally, when it expires."""
 
     name: str = Field(default="", max_length=200)
+    expires_at: UtcDatetime | None = Field(
+        default=None,
+        description="After this instant the key is refused (401). Required, and at most "
+        "COPOOL_API_KEY_MAX_DAYS ahead, when the deployment sets a maximum lifetime.",
+    )
 
 
 class ApiKeyRead(Schema):
@@ -56,6 +61,7 @@ class ApiKeyRead(Schema):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 class ApiKeyIssued(ApiKeyRead):

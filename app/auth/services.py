@@ -44,6 +44,12 @@ class KnownKey:
     last_used_at: datetime | None
     seen: float
     """``time.monotonic()`` when it was read from the database."""
+    expires_at: datetime | None = None
+    """When the key stops authenticating (None: never); checked on every use, cached or not."""
+
+    def expired(self) -> bool:
+        """Whether the key's expiry has passed."""
+        return self.expires_at is not None and self.expires_at <= utcnow()
 
 
 class KeyCache:
@@ -108,6 +114,8 @@ def identify(session: Session, token: str, *, cache_seconds: float = 0) -> tuple
     digest = hash_token(token)
     known = KEYS.get(digest, cache_seconds) if cache_seconds > 0 else None
     if known is not None:
+        if known.expired():
+            raise NotAuthenticated("this API key expired")
         return known.actor, known
     row = session.execute(
         select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.token_sha256 == digest)
@@ -117,6 +125,8 @@ def identify(session: Session, token: str, *, cache_seconds: float = 0) -> tuple
     key, user = row
     if key.revoked_at is not None:
         raise NotAuthenticated("this API key was revoked")
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        raise NotAuthenticated("this API key expired")
     if not user.active:
         raise NotAuthenticated("this user is deactivated")
     actor = Actor(
@@ -125,7 +135,7 @@ def identify(session: Session, token: str, *, cache_seconds: float = 0) -> tuple
         roles=frozenset(Role(r) for r in user.roles),
         name=user.name,
     )
-    known = KnownKey(actor, key.id, key.last_used_at, time.monotonic())
+    known = KnownKey(actor, key.id, key.last_used_at, time.monotonic(), key.expires_at)
     if cache_seconds > 0:
         KEYS.put(digest, known)
     return actor, known
@@ -274,17 +284,45 @@ def _may_manage_keys_of(actor: Actor, user: User) -> bool:
     return user.id == actor.user_id or actor.manages_unit(user.unit_id, Role.UNIT_MANAGER)
 
 
+def check_expiry(expires_at: datetime | None, max_days: int) -> None:
+    """Refuse (400, ``expires_at``) an expiry in the past, or beyond ``max_days`` from now
+    when a maximum lifetime is set (then a key without expiry is refused too)."""
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at: must lie in the future", field="expires_at")
+    if max_days and (expires_at is None or expires_at > now + timedelta(days=max_days)):
+        raise InvalidInput(
+            f"expires_at: keys live at most {max_days} days here (COPOOL_API_KEY_MAX_DAYS); "
+            "give an expiry within that",
+            field="expires_at",
+        )
+
+
 def issue_key(
-    session: Session, actor: Actor, user_id: uuid.UUID, name: str = ""
+    session: Session,
+    actor: Actor,
+    user_id: uuid.UUID,
+    name: str = "",
+    *,
+    expires_at: datetime | None = None,
+    max_days: int = 0,
 ) -> tuple[ApiKey, str]:
-    """A new API key for a user; the token is returned once and only its hash is kept."""
+    """A new API key for a user, valid until ``expires_at`` (None: until revoked; refused
+    beyond ``max_days`` when set); the token is returned once and only its hash is kept."""
     user = _visible_user(session, actor, user_id)
     if not _may_manage_keys_of(actor, user):
         raise PermissionDenied("issuing keys for another user needs unit_manager or admin")
     if not user.active:
         raise Conflict("user_id: the user is deactivated", field="user_id")
+    check_expiry(expires_at, max_days)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(user_id=user.id, name=name, prefix=token[:12], token_sha256=hash_token(token))
+    key = ApiKey(
+        user_id=user.id,
+        name=name,
+        prefix=token[:12],
+        token_sha256=hash_token(token),
+        expires_at=expires_at,
+    )
     session.add(key)
     session.flush()
     record(session, actor, "api_key.issue", key, unit_id=user.unit_id, after=snapshot(key))
