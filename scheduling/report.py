@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from scheduling.check import check_plan
 from scheduling.eligibility import Prepared, displaced_pins, is_kept
 from scheduling.explain import explain
@@ -72,8 +74,11 @@ def build_plan(
     method: str,
     bound: int | None = None,
     seconds: float = 0.0,
+    stages: dict[str, float] | None = None,
 ) -> Plan:
-    """Assemble a Plan: objective, explanations for the left-out, and `checked`."""
+    """Assemble a Plan: objective, explanations for the left-out, and `checked`.
+
+    With `stages`, the time spent explaining and checking is added there."""
     instance = prep.instance
     assignments = sorted(assignments, key=lambda a: prep.request_index[a.request_id])
     objective = objective_of(instance, assignments)
@@ -84,10 +89,13 @@ def build_plan(
         else:
             gap = (bound - objective.fulfilled_weight) / max(bound, 1)
         gap = max(gap, 0.0)
+    began = time.monotonic()
+    unallocated = explain(prep, assignments)
+    explained = time.monotonic()
     plan = Plan(
         assignments=assignments,
         displaced=displaced_pins(instance, assignments),
-        unallocated=explain(prep, assignments),
+        unallocated=unallocated,
         objective=objective,
         bound=bound,
         gap=gap,
@@ -95,4 +103,8 @@ def build_plan(
         method=method,
         solve_seconds=round(seconds, 3),
     )
-    return plan.model_copy(update={"checked": not check_plan(instance, plan)})
+    checked = not check_plan(instance, plan)
+    if stages is not None:
+        stages["explain"] = stages.get("explain", 0.0) + explained - began
+        stages["check"] = stages.get("check", 0.0) + time.monotonic() - explained
+    return plan.model_copy(update={"checked": checked})

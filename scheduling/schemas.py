@@ -292,6 +292,9 @@ class Plan(_Frozen):
     """optimal: proven; feasible: improved or kept by CP-SAT; fallback: the greedy plan."""
     method: str = ""
     solve_seconds: float = 0.0
+    """Seconds from the call to the plan: preparing, solving, explaining and checking."""
+    stages: dict[str, float] = Field(default_factory=dict)
+    """Seconds per stage: prepare, greedy (warm start), solve (search), explain, check."""
     checked: bool = False
     """check_plan found no violation."""
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from ortools.sat.python import cp_model
@@ -35,8 +36,9 @@ from scheduling.model import (
     build_model,
 )
 from scheduling.pooled import build_pooled_model
+from scheduling.pools import merge, pairs_of, sub_instance, work_units
 from scheduling.report import build_plan, objective_of
-from scheduling.schemas import Instance, Objective, Plan, Progress
+from scheduling.schemas import Instance, Objective, Plan, Progress, SolveStatus
 from scheduling.validate import validate_instance
 
 ProgressCallback = Callable[[Progress], None]
@@ -47,6 +49,10 @@ MONOLITHIC_PAIRS = 6000
 """Above this many (request, eligible resource) pairs, use the neighbourhood search."""
 FINISH_SECONDS = 0.4
 """Reserve for the final plan on top of the measured build time (repair, bookkeeping)."""
+WARM_SHARE = 0.3
+"""The warm start's candidates after the first run only while within this share of the limit."""
+MERGE_SHARE = 0.05
+"""Share of the limit kept back for merging and checking the plans of units of work."""
 MAKESPAN_NO_LP_UP_TO = 4
 """Makespan mode with this many workers or fewer: the one full-problem worker has no LP."""
 
@@ -70,6 +76,8 @@ class SolveOptions:
         self.started = time.monotonic()
         self.reserve = 0.0
         """Seconds kept back at the end for turning the result into a checked Plan."""
+        self.stages: dict[str, float] = {}
+        """Seconds spent per stage (prepare, greedy, solve, explain, check)."""
 
     def elapsed(self) -> float:
         """Seconds since solve() began."""
@@ -85,6 +93,40 @@ class SolveOptions:
             self.on_progress(
                 Progress(stage=stage, objective=objective, bound=bound, elapsed_s=self.elapsed())
             )
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the time spent inside the block to stage `name`."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - began
+
+    def part(self, seconds: float, label: str, done: float) -> SolveOptions:
+        """Options for one unit of work given `seconds`; its progress is reported here as
+        `label`, on top of `done` (the weight the units before it fulfilled)."""
+
+        def forward(p: Progress) -> None:
+            self.report(f"{label} {p.stage}", done + p.objective, float("nan"))
+
+        return SolveOptions(
+            seconds,
+            self.relative_gap_limit,
+            self.num_workers,
+            self.seed,
+            forward if self.on_progress is not None else None,
+        )
+
+    def absorb(self, part: SolveOptions) -> None:
+        """Add a unit of work's stage times to this run's."""
+        for name, seconds in part.stages.items():
+            self.stages[name] = self.stages.get(name, 0.0) + seconds
+
+    def finish(self, plan: Plan) -> Plan:
+        """`plan` with this run's elapsed time and stage times."""
+        stages = {name: round(seconds, 3) for name, seconds in self.stages.items()}
+        return plan.model_copy(update={"solve_seconds": round(self.elapsed(), 3), "stages": stages})
 
 
 class _Reporter(cp_model.CpSolverSolutionCallback):
@@ -134,13 +176,25 @@ def lexicographic_key(objective: Objective, completion_weight: int) -> tuple[int
     )
 
 
-def warm_start(prep: Prepared, completion_weight: int = 1) -> Occupancy:
-    """The best of: best-fit greedy, first-come-first-served, and published-plan-kept + greedy."""
-    candidates = [best_fit_occupancy(prep), first_come_first_served_occupancy(prep)]
+def warm_start(
+    prep: Prepared, completion_weight: int = 1, options: SolveOptions | None = None
+) -> Occupancy:
+    """The best of: best-fit greedy, first-come-first-served, and published-plan-kept + greedy.
+
+    With `options`, the first candidate (the published plan kept, else best-fit) always
+    runs; the others only while they fit in `WARM_SHARE` of the time limit, judged by what
+    the first took.
+    """
+    first = time.monotonic()
+    runs = [lambda: best_fit_occupancy(prep), lambda: first_come_first_served_occupancy(prep)]
     if prep.instance.published:
-        kept = Occupancy(prep)
-        kept.load(prep.instance.published)
-        candidates.append(best_fit_occupancy(prep, kept))
+        runs.insert(0, lambda: best_fit_occupancy(prep, _kept(prep)))
+    candidates = [runs[0]()]
+    took = time.monotonic() - first
+    for run in runs[1:]:
+        if options is not None and (options.elapsed() + took > WARM_SHARE * options.time_limit_s):
+            break
+        candidates.append(run())
 
     def key(occ: Occupancy) -> tuple[int, int, int, int]:
         return lexicographic_key(objective_of(prep.instance, occ.assignments()), completion_weight)
@@ -148,14 +202,37 @@ def warm_start(prep: Prepared, completion_weight: int = 1) -> Occupancy:
     return max(candidates, key=key)
 
 
+def _kept(prep: Prepared) -> Occupancy:
+    """The published plan, as far as it still fits."""
+    kept = Occupancy(prep)
+    kept.load(prep.instance.published)
+    return kept
+
+
 def _solve_allocation(
-    instance: Instance, options: SolveOptions, completion_weight: int, strategy: Strategy
+    instance: Instance,
+    options: SolveOptions,
+    completion_weight: int,
+    strategy: Strategy,
+    split: bool = True,
 ) -> Plan:
-    prep = prepare(instance)
-    warm = warm_start(prep, completion_weight)
+    with options.stage("prepare"):
+        prep = prepare(instance)
+        units = work_units(prep) if split and strategy == "auto" else []
+    if len(units) > 1:
+        pooled = _solve_units(instance, prep, units, options, completion_weight)
+        if pooled is not None:
+            return pooled
+    with options.stage("greedy"):
+        warm = warm_start(prep, completion_weight, options)
     building = time.monotonic()
     fallback = build_plan(
-        prep, warm.assignments(), status="fallback", method="best_fit", seconds=options.elapsed()
+        prep,
+        warm.assignments(),
+        status="fallback",
+        method="best_fit",
+        seconds=options.elapsed(),
+        stages=options.stages,
     )
     # The final plan is built (repaired, explained, checked) after the search stops: keep
     # back twice what building this one took, so the whole solve ends within the limit.
@@ -168,36 +245,79 @@ def _solve_allocation(
         raise InvalidPlan(check_plan(instance, fallback))
     options.report("greedy", fallback.objective.fulfilled_weight, float("nan"))
     if not instance.requests or options.remaining() < 0.05:
-        return fallback
+        return options.finish(fallback)
+    with options.stage("solve"):
+        occ, bound, method, status = _search(prep, warm, options, completion_weight, strategy)
+        if occ is not None:
+            # Repair: anything that still fits on top of the plan goes in (never lowers term 1).
+            best_fit_occupancy(prep, occ)
+    if occ is None:
+        return options.finish(fallback)
+    plan = build_plan(
+        prep,
+        occ.assignments(),
+        status=status,
+        method=method,
+        bound=bound,
+        seconds=options.elapsed(),
+        stages=options.stages,
+    )
+    if not plan.checked or lexicographic_key(plan.objective, completion_weight) < (
+        lexicographic_key(fallback.objective, completion_weight)
+    ):
+        return options.finish(fallback.model_copy(update={"bound": bound}))
+    return options.finish(plan)
+
+
+def _search(
+    prep: Prepared,
+    warm: Occupancy,
+    options: SolveOptions,
+    completion_weight: int,
+    strategy: Strategy,
+) -> tuple[Occupancy | None, int | None, str, SolveStatus]:
+    """Improve the warm start: the monolithic model when small, else neighbourhoods."""
     pairs = sum(len(g) for groups in prep.eligible for g in groups)
     if strategy == "lns" or (strategy == "auto" and pairs > MONOLITHIC_PAIRS):
         from scheduling.lns import improve
 
         improved, bound = improve(prep, warm, options)
-        occ: Occupancy | None = improved
-        method, status = "lns", "feasible"
-    else:
-        occ, bound, optimal = _monolithic(prep, warm, options, completion_weight)
-        method, status = "cp-sat", ("optimal" if optimal else "feasible")
-    if occ is None:
-        return fallback.model_copy(update={"solve_seconds": round(options.elapsed(), 3)})
-    # Repair: anything that still fits on top of the plan goes in (never lowers term 1).
-    best_fit_occupancy(prep, occ)
-    plan = build_plan(
-        prep,
-        occ.assignments(),
-        status=status,  # type: ignore[arg-type]
-        method=method,
-        bound=bound,
-        seconds=options.elapsed(),
-    )
-    if not plan.checked or lexicographic_key(plan.objective, completion_weight) < (
-        lexicographic_key(fallback.objective, completion_weight)
-    ):
-        return fallback.model_copy(
-            update={"solve_seconds": round(options.elapsed(), 3), "bound": bound}
-        )
-    return plan
+        return improved, bound, "lns", "feasible"
+    occ, bound, optimal = _monolithic(prep, warm, options, completion_weight)
+    return occ, bound, "cp-sat", ("optimal" if optimal else "feasible")
+
+
+def _solve_units(
+    instance: Instance,
+    prep: Prepared,
+    units: list[list[int]],
+    options: SolveOptions,
+    completion_weight: int,
+) -> Plan | None:
+    """Solve each unit of work as an instance of its own, largest first, each with its
+    share of the time left (by pairs; what a unit leaves unused goes to the next), and
+    merge. None if the merged plan fails the check (a bug: the caller solves it whole)."""
+    from scheduling.check import check_plan
+
+    sizes = [max(1, sum(pairs_of(prep, r) for r in unit)) for unit in units]
+    left = sum(sizes)
+    plans: list[tuple[Instance, Plan]] = []
+    done = 0
+    for n, (unit, size) in enumerate(zip(units, sizes, strict=True)):
+        part = sub_instance(instance, prep, unit)
+        seconds = max(0.0, options.remaining() - options.time_limit_s * MERGE_SHARE)
+        sub = options.part(seconds * size / left, f"pool {n + 1}/{len(units)}", done)
+        plan = _solve_allocation(part, sub, completion_weight, "auto", split=False)
+        options.absorb(sub)
+        plans.append((part, plan))
+        done += plan.objective.fulfilled_weight
+        left -= size
+    merged = merge(instance, prep, plans)
+    with options.stage("check"):
+        problems = check_plan(instance, merged)
+    if problems:
+        return None
+    return options.finish(merged.model_copy(update={"checked": True}))
 
 
 def full_scope(prep: Prepared) -> Scope:
