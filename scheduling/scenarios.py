@@ -138,6 +138,7 @@ def generate_scenario(
     demand = [1.0 / (s + 1) ** 1.2 for s in range(n_skills)]
     type_demand = [1.0 / (t + 1) ** 1.2 for t in range(n_device_types)]
     requests: list[Request] = []
+    matching: dict[tuple[object, ...], list[int]] = {}
     by_project: dict[str, list[str]] = {p: [] for p in projects}
     arrivals = list(range(n_requests))
     rng.shuffle(arrivals)
@@ -182,7 +183,7 @@ def generate_scenario(
                 unit=unit,
                 requirements=needs,
                 duration=duration,
-                costs=prices(resources, needs, unit, duration, factor),
+                costs=prices(resources, needs, unit, duration, factor, matching),
                 window_start=workdays[first] * per_day,
                 window_end=(workdays[last] + 1) * per_day,
                 priority=rng.choices([1, 2, 3, 4, 5], weights=[30, 30, 20, 15, 5])[0],
@@ -265,13 +266,23 @@ def prices(
     unit: str,
     duration: int,
     factor: dict[tuple[str, str], int],
+    matching: dict[tuple[object, ...], list[int]] | None = None,
 ) -> dict[str, int]:
     """The borrower's price for each resource that could serve it: nothing for its own unit's,
-    the lender's rate times the agreement's rate card factor for a loan."""
+    the lender's rate times the agreement's rate card factor for a loan.
+
+    `matching` caches, per requirement, the indices of the resources that match it (the
+    same list of resources on every call), so 10,000 requests do not scan the pool each."""
     out = {}
-    for res in resources:
-        if not any(matches(res, need) for need in needs):
-            continue
+    serving: set[int] = set()
+    cache = {} if matching is None else matching
+    for need in needs:
+        key = (need.skill, need.min_level, need.device_type, need.resource_id)
+        if key not in cache:
+            cache[key] = [k for k, res in enumerate(resources) if matches(res, need)]
+        serving.update(cache[key])
+    for k in sorted(serving):
+        res = resources[k]
         if res.home_unit == unit:
             out[res.id] = 0
         elif (res.home_unit, unit) in factor:
