@@ -78,6 +78,37 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     )
 
 
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Allocation runs solved at once (default COPOOL_ALLOCATION_PROCESSES).",
+)
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    type=click.Choice(["allocation", "periodic"]),
+    help="Only these queues (repeat; default both).",
+)
+def worker(concurrency: int | None, queues: tuple[str, ...]) -> None:
+    """Run background jobs from the PostgreSQL queue until SIGTERM or Ctrl-C (running
+    allocation runs are handed back to the queue)."""
+    settings = get_settings()
+    if settings.is_sqlite:
+        raise click.ClickException(
+            "copool worker needs PostgreSQL; on SQLite `copool serve` runs the jobs itself"
+        )
+    from app.jobs.queue import run_worker
+
+    run_worker(
+        settings,
+        concurrency=concurrency or settings.allocation_processes,
+        queues=list(queues) or None,
+    )
+
+
 @main.group()
 def db() -> None:
     """Database schema."""

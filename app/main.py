@@ -49,6 +49,7 @@ from app.feeds.controllers import BusyImportController, FeedSubscriptionControll
 from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
 from app.headers import security_headers
 from app.hygiene import RejectNul, forbid_unknown_fields
+from app.jobs.controllers import AdminJobController
 from app.jobs.enqueue import job_queue
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController, ProjectInvitationController
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RequestController,
             AvailabilityController,
             AllocationRunController,
+            AdminJobController,
             ProjectFundsController,
             PledgeController,
             UnitFundsController,

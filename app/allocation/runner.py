@@ -42,7 +42,7 @@ from app.allocation import reasons
 from app.allocation.models import AllocationRun, RunStatus
 from app.allocation.snapshot import Clock, build_instance, plan_to_result
 from app.base import utcnow
-from app.db import make_engine, make_session_factory, session_scope
+from app.db import make_engine, make_session_factory, read_only_engine, session_scope
 
 log = logging.getLogger("copool.allocation")
 PROGRESS_EVERY_S = 0.5
@@ -240,6 +240,7 @@ def _watch(
     heartbeat: timedelta,
     should_stop: Callable[[], bool],
 ) -> str:
+    reader = make_session_factory(read_only_engine(factory.kw["bind"]))
     last_beat = time.monotonic()
     while True:
         child.join(POLL_S)
@@ -252,18 +253,31 @@ def _watch(
             return "handed_back"
         if time.monotonic() - last_beat >= heartbeat.total_seconds():
             last_beat = time.monotonic()
-            if not _write(factory, run_id, owner, heartbeat_at=utcnow()):
-                break
-        elif not _still_owned(factory, run_id, owner):
-            break
-    child.kill()
-    child.join()
-    return "cancelled"
+            if _write(factory, run_id, owner, heartbeat_at=utcnow()):
+                continue
+        status = _status_if_not_owned(reader, run_id, owner)
+        if status in (RunStatus.DONE.value, RunStatus.FAILED.value):
+            child.join(5)  # the child wrote its result and is closing its connections
+            return status
+        if status is not None:  # cancelled, or given to another worker
+            child.kill()
+            child.join()
+            return "cancelled"
 
 
-def _still_owned(factory: sessionmaker[Session], run_id: uuid.UUID, owner: str) -> bool:
+def _status_if_not_owned(
+    factory: sessionmaker[Session], run_id: uuid.UUID, owner: str
+) -> str | None:
+    """None while the run is running and ``owner``'s, else its status (``lost`` if gone)."""
     with session_scope(factory) as session:
-        return session.scalar(select(AllocationRun.id).where(_owned(run_id, owner))) is not None
+        row = session.execute(
+            select(AllocationRun.status, AllocationRun.owner).where(AllocationRun.id == run_id)
+        ).one_or_none()
+    if row is None:
+        return "lost"
+    if row.status == RunStatus.RUNNING.value and row.owner == owner:
+        return None
+    return str(row.status)
 
 
 def _after_exit(

@@ -16,6 +16,7 @@ the runs back to the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -139,6 +140,15 @@ def _retry_stalled(app: procrastinate.App, settings: Settings) -> None:
         async_to_sync(app.job_manager.retry_job, job)
 
 
+async def _recover_and_dispatch(app: procrastinate.App, rt: tasks.Runtime) -> None:
+    """At start: take back runs of dead workers and give every queued run a job."""
+    await asyncio.to_thread(tasks.recover, rt)
+    for run_id in await asyncio.to_thread(tasks.queued_runs, rt):
+        deferrer = app.configure_task(RUN_TASK, queue=RUN_QUEUE, queueing_lock=_run_lock(run_id))
+        with contextlib.suppress(AlreadyEnqueued):
+            await deferrer.defer_async(run_id=str(run_id))
+
+
 def run_worker(settings: Settings, *, concurrency: int, queues: list[str] | None) -> None:
     """Run jobs until SIGINT/SIGTERM (running runs are handed back to the queue).
 
@@ -158,7 +168,7 @@ def run_worker(settings: Settings, *, concurrency: int, queues: list[str] | None
 
     async def main() -> None:
         async with app.open_async():
-            await asyncio.to_thread(tasks.recover, rt)
+            await _recover_and_dispatch(app, rt)
             workers = [
                 asyncio.create_task(
                     app.run_worker_async(

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+import pytest
+
 from app.db import make_session_factory, session_scope
 from app.seed import seed_demo
 from tests.app.test_allocation_rules import _apply, _run
 
 LIVE = {"tentative", "pending_approval", "confirmed", "completed"}
+
+
+@pytest.fixture
+def settings(settings):
+    """Runs are solved by the app's in-process worker on both engines."""
+    return settings.model_copy(update={"jobs_in_process": True})
 
 
 def _week() -> dict[str, str]:
