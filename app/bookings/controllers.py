@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
-from app.bookings import recurring, requests, search, services
+from app.bookings import backfill, recurring, requests, search, services
 from app.bookings.models import Booking, BookingSeries, BookingStatus, RequestStatus
 from app.bookings.schemas import (
     BookingCreate,
@@ -45,6 +45,7 @@ class BookingController(Controller):
     @post("/", responses=WRITE, summary="Book a named resource for a slot")
     def create_booking(self, actor: Actor, db_session: Session, data: BookingCreate) -> BookingRead:
         check_span(data.start, data.end, field="end", max_days=14)
+        backfill.admit_booking(db_session, actor, data)
         return BookingRead.model_validate(services.book(db_session, actor, data))
 
     @get("/", responses=LIST, summary="Bookings the caller's unit borrows or lends")

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.services import record, snapshot
 from app.auth.actor import Actor
+from app.bookings import backfill
 from app.bookings.models import Booking, BookingSeries
 from app.bookings.schemas import SeriesCreate, SkippedOccurrence
 from app.bookings.services import (
@@ -84,6 +85,15 @@ def create_series(
     starts = occurrences(rule, data.local_start, data.time_zone)
     length = timedelta(minutes=data.duration_minutes)
     check_project_period(project, starts[0], starts[-1] + length)
+    backfill.admit(  # the first occurrence ends first: if it is not past, none is
+        session,
+        actor,
+        resource_id=resource.id,
+        end=starts[0] + length,
+        backfill=data.backfill,
+        field="local_start",
+        detail={"project_id": str(project.id), "series_rrule": rule},
+    )
     operator = operator_for(session, actor, resource, data.operator_id, borrower, starts[0].date())
     series = BookingSeries(
         resource_id=resource.id,

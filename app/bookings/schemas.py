@@ -25,6 +25,10 @@ class BookingCreate(Schema):
     operator_id: uuid.UUID | None = None
     """The expert who operates the device (required when the device needs an operator):
     booked with it over the same times."""
+    backfill: bool = Field(
+        default=False,
+        description="Admins only: record a booking that has already ended (audited)",
+    )
 
     _ordered = field_validator("end")(end_after_start)
 
@@ -184,6 +188,10 @@ class SeriesCreate(Schema):
     skip_conflicts: bool = False
     operator_id: uuid.UUID | None = None
     """The expert who operates the device at every occurrence (required when it needs one)."""
+    backfill: bool = Field(
+        default=False,
+        description="Admins only: allow occurrences that have already ended (audited)",
+    )
 
     @field_validator("local_start", mode="before")
     @classmethod

@@ -35,6 +35,21 @@ def book_direct(client: Any, w: Lending, resource: Any, span: dict[str, str]) ->
     return r
 
 
+def backfill_direct(
+    client: Any, world: Any, w: Lending, resource: Any, span: dict[str, str]
+) -> Any:
+    """A booking that has already ended, recorded by an admin (``backfill``), 201."""
+    if "root" not in world.tokens:
+        world.user("root", "ADM", Role.ADMIN)
+    r = client.post(
+        "/bookings",
+        json={"resource_id": str(resource), "project_id": str(w.project), "backfill": True, **span},
+        headers=world.headers("root"),
+    )
+    assert r.status_code == 201, r.text
+    return r
+
+
 def ask(client: Any, w: Lending, *requirements: dict[str, Any], **extra: Any) -> dict[str, Any]:
     body = {
         "project_id": str(w.project),
@@ -233,7 +248,7 @@ def test_leave_over_live_bookings_is_refused_then_forced(client, world):
 
 def test_leave_over_completed_or_other_time_is_not_refused(client, world):
     w = build(world)
-    past = book_direct(client, w, w.expert, at("2025-03-03", "10:00", "11:00"))
+    past = backfill_direct(client, world, w, w.expert, at("2025-03-03", "10:00", "11:00"))
     done = client.post(f"/bookings/{past.json()['id']}/complete", json={}, headers=w.requester)
     assert done.status_code == 200, done.text
     later = book_direct(client, w, w.expert, at(MON, "15:00", "16:00"))

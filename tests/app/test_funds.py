@@ -33,8 +33,11 @@ def test_hold_on_confirm_void_on_cancel_charge_on_complete(client, world):
     s = _statement(client, w, lead)
     assert s["held"] == 0 and s["spent"] == 0 and s["available"] == 1_000_000
 
+    # a loan that has already happened, recorded by an admin
     past = client.post(
-        "/bookings", json={**base, **_slot(PAST_MON, "09:00", "10:30")}, headers=w.requester
+        "/bookings",
+        json={**base, **_slot(PAST_MON, "09:00", "10:30"), "backfill": True},
+        headers=world.user("root", "ADM", Role.ADMIN),
     ).json()
     done = client.post(f"/bookings/{past['id']}/complete", json={}, headers=w.requester)
     assert done.status_code == 200, done.text

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.auth.actor import SYSTEM
+from app.auth.models import Role
 from app.catalog import services as catalog
 from app.catalog.models import Expert
 from app.catalog.schemas import (
@@ -83,9 +84,16 @@ def at(start: str, end: str, day: str = MON) -> dict[str, str]:
     return {"start": f"{day}T{start}:00+01:00", "end": f"{day}T{end}:00+01:00"}
 
 
-def book(client: Any, p: Pairing, resource: uuid.UUID, slot: dict[str, str], **extra: Any) -> Any:
+def book(
+    client: Any,
+    p: Pairing,
+    resource: uuid.UUID,
+    slot: dict[str, str],
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Any:
     body = {"resource_id": str(resource), "project_id": str(p.w.project), **slot, **extra}
-    return client.post("/bookings", json=body, headers=p.w.requester)
+    return client.post("/bookings", json=body, headers=headers or p.w.requester)
 
 
 def operator_booking(client: Any, p: Pairing, device_booking_id: str) -> dict[str, Any]:
@@ -178,8 +186,14 @@ def test_the_pair_lives_and_dies_together(client, world):
     assert status(client, p, device["id"]) == "cancelled"
 
     # A released no-show device releases its operator.
-    past = book(
-        client, p, p.sonar, at("10:00", "11:00", day="2025-03-03"), operator_id=str(p.otto)
+    past = book(  # a session that has already happened, recorded by an admin
+        client,
+        p,
+        p.sonar,
+        at("10:00", "11:00", day="2025-03-03"),
+        headers=world.user("root", "ADM", Role.ADMIN),
+        operator_id=str(p.otto),
+        backfill=True,
     ).json()
     operator = operator_booking(client, p, past["id"])
     r = client.post(f"/bookings/{past['id']}/release", json={}, headers=p.w.manager)
