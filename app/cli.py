@@ -127,7 +127,79 @@ def db_upgrade(revision: str) -> None:
         path = settings.database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url, revision)
+    upgrade(settings.owner_url, revision)
+
+
+@db.command("grant")
+@click.option("--app-role", required=True, help="The role COPOOL_DATABASE_URL connects as.")
+@click.option(
+    "--password-env",
+    default=None,
+    help="Name of an environment variable holding the role's password (set when given).",
+)
+def db_grant(app_role: str, password_env: str | None) -> None:
+    """PostgreSQL: create the app role if needed and grant it only what the app needs
+    (append-only tables: SELECT and INSERT); run as the owner after every upgrade."""
+    import os
+
+    from app.dbroles import grant_app_role
+
+    password = os.environ.get(password_env, "") if password_env else None
+    if password_env and not password:
+        raise click.ClickException(f"{password_env} is not set")
+    engine = make_engine(get_settings().owner_url)
+    try:
+        with engine.begin() as conn:
+            tables = grant_app_role(conn, app_role, password)
+    finally:
+        engine.dispose()
+    click.echo(f"granted {app_role} its privileges on {len(tables)} tables")
+
+
+def _report(report: Any) -> None:
+    """Print an integrity report: its findings on stderr, then its summary; exit 1 if bad."""
+    for finding in report.findings:
+        click.echo(str(finding), err=True)
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def ledger() -> None:
+    """The project ledgers."""
+
+
+@ledger.command("verify")
+def ledger_verify() -> None:
+    """Check every ledger invariant; exit 1 naming the first bad row."""
+    from app.funds.verify import verify_ledger
+
+    with _scope() as session:
+        report = verify_ledger(session)
+    _report(report)
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("verify")
+@click.option("--no-seal", is_flag=True, help="Verify without sealing settled rows first.")
+def audit_verify(no_seal: bool) -> None:
+    """Seal the settled audit rows, then check the chain; exit 1 naming the first bad row."""
+    from app.audit.chain import ChainBroken, seal_all, verify_audit
+
+    if not no_seal:
+        try:
+            with _scope() as session:
+                seal_all(session)
+        except ChainBroken as exc:  # verify names the bad row
+            click.echo(f"not sealed: {exc.detail}", err=True)
+    with _scope() as session:
+        report = verify_audit(session)
+    _report(report)
 
 
 @main.command("seed-demo")

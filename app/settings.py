@@ -19,6 +19,9 @@ class Settings(BaseSettings):
 
     database_url: str = f"sqlite:///{ROOT / 'var' / 'copool.db'}"
     """SQLAlchemy URL. ``sqlite:///path`` (default) or ``postgresql+psycopg://user@host/db``."""
+    database_owner_url: str = ""
+    """PostgreSQL URL of the role that owns the tables, for ``copool db upgrade`` and
+    ``copool db grant`` (empty: ``database_url``, the single-role setup)."""
     host: str = "127.0.0.1"
     """Address the HTTP server binds to."""
     port: int = Field(default=8000, ge=1, le=65535)
@@ -84,6 +87,11 @@ class Settings(BaseSettings):
     def runs_jobs_in_process(self) -> bool:
         """Whether ``copool serve`` runs background jobs itself (always on SQLite)."""
         return self.is_sqlite or bool(self.jobs_in_process)
+
+    @property
+    def owner_url(self) -> str:
+        """The URL migrations run with: the owner's, else the app's."""
+        return self.database_owner_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:
