@@ -116,28 +116,41 @@ def build_app(rt: tasks.Runtime, concurrency: int = 1) -> procrastinate.App:
 def _register_periodic(
     app: procrastinate.App, rt: tasks.Runtime, job: Periodic, settings: Settings
 ) -> None:
+    run = _recover_retry_dispatch(app, settings) if job.name == "recover_runs" else job.body
+
     def body(timestamp: int) -> dict[str, Any] | None:
-        result = tasks.run_periodic(rt, job.name, job.body)
-        if job.name == "recover_runs":
-            _retry_stalled(app, settings)
-            for run_id in tasks.queued_runs(rt):
-                defer_run(app, run_id)
-        return result
+        return tasks.run_periodic(rt, job.name, run)
 
     body.__name__ = job.name
     task = app.task(name=job.name, queue=PERIODIC_QUEUE, queueing_lock=job.name)(body)
     app.periodic(cron=job.cron, periodic_id=job.name)(task)
 
 
-def _retry_stalled(app: procrastinate.App, settings: Settings) -> None:
-    """Jobs left ``doing`` by a dead worker go back to ``todo`` (a run job finds its run
-    taken back and queued, or skips it)."""
+def _recover_retry_dispatch(app: procrastinate.App, settings: Settings) -> tasks.PeriodicBody:
+    """The queue's recovery: runs of dead workers taken back, procrastinate jobs stalled on
+    dead workers retried, and a job waiting for every queued run."""
+
+    def recover(rt: tasks.Runtime) -> dict[str, Any]:
+        result = tasks.recover(rt)
+        result["stalled_jobs_retried"] = _retry_stalled(app, settings)
+        result["runs_enqueued"] = sum(defer_run(app, r) for r in tasks.queued_runs(rt))
+        return result
+
+    return recover
+
+
+def _retry_stalled(app: procrastinate.App, settings: Settings) -> int:
+    """Jobs left ``doing`` by a dead worker go back to ``todo`` (a run job then finds its
+    run taken back and queued, or skips it); how many."""
     stalled = async_to_sync(
         app.job_manager.get_stalled_jobs, seconds_since_heartbeat=settings.run_stale_seconds
     )
+    count = 0
     for job in stalled:
         log.warning("retrying job %s of a dead worker", job.id)
         async_to_sync(app.job_manager.retry_job, job)
+        count += 1
+    return count
 
 
 async def _recover_and_dispatch(app: procrastinate.App, rt: tasks.Runtime) -> None:

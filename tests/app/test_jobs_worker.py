@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,6 @@ def start_run(client: Any, headers: dict[str, str], time_limit: int) -> str:
 
 def run_row(app: Any, run_id: str) -> AllocationRun:
     """The run as stored."""
-    import uuid
-
     with make_session_factory(app.state.engine)() as session:
         run = session.scalar(select(AllocationRun).where(AllocationRun.id == uuid.UUID(run_id)))
         assert run is not None
@@ -234,3 +233,31 @@ def test_sigterm_hands_the_running_run_back_to_the_queue(deployment, db_url, app
     run = run_row(app, run_id)
     assert (run.status, run.owner, run.attempts) == ("queued", "", 0)
     assert run.progress is not None and "handed back" in run.progress["note"]
+
+
+def test_copool_worker_runs_the_periodic_jobs_on_postgresql(deployment, db_url, app, world):
+    if db_url.startswith("sqlite"):
+        pytest.skip("on SQLite copool serve runs them (tests/app/test_jobs.py)")
+    from litestar.testing import TestClient
+
+    from app.bookings.models import Booking, Request
+    from app.jobs.models import PeriodicJob
+    from tests.app.test_jobs import _no_show_and_a_lapsed_request
+
+    w = build(world)
+    with TestClient(app=app) as client:  # serve on PostgreSQL runs no jobs itself
+        booking_id, request_id = _no_show_and_a_lapsed_request(client, world, w)
+    deployment.worker("worker")
+
+    def job(name: str) -> PeriodicJob | None:
+        with world.session() as s:
+            row = s.scalar(select(PeriodicJob).where(PeriodicJob.name == name))
+            return row if row is not None and row.last_status == "ok" else None
+
+    recovered = wait_for(lambda: job("recover_runs"), "recover_runs (every 15 s)", timeout=60)
+    assert recovered.last_result["stalled_jobs_retried"] == 0
+    swept = wait_for(lambda: job("sweep"), "the sweep (every minute)", timeout=120)
+    assert swept.last_result["released"] == 1 and swept.last_result["expired"] == 1
+    with world.session() as s:
+        assert s.get(Booking, uuid.UUID(booking_id)).status == "released"
+        assert s.get(Request, uuid.UUID(request_id)).status == "expired"
