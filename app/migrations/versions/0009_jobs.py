@@ -76,7 +76,7 @@ def downgrade() -> None:
               END LOOP;
               FOR r IN SELECT typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
                        WHERE n.nspname = 'public' AND typname LIKE 'procrastinate%'
-                       AND t.typtype = 'e' LOOP
+                       AND t.typtype IN ('e', 'c') LOOP
                 EXECUTE format('DROP TYPE IF EXISTS %I CASCADE', r.typname);
               END LOOP;
             END $$;
