@@ -42,12 +42,13 @@ whole transactions (``app.db``), so there the re-read under the transaction is w
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -202,16 +203,34 @@ def insert_checked(session: Session, resource: Resource, booking: Booking) -> No
 
 def visible_resource(session: Session, actor: Actor, resource_id: uuid.UUID) -> Resource:
     """Lock and return a resource the actor may see (404 otherwise), in one statement."""
-    from app.agreements.services import visible_resources
-
-    resource = session.scalar(
-        select(Resource)
-        .where(Resource.id == resource_id, visible_resources(actor))
-        .with_for_update(of=Resource)
-    )
+    if actor.sees_everything:
+        query = select(Resource).where(Resource.id == resource_id).with_for_update(of=Resource)
+        resource = session.scalar(query)
+    else:
+        resource = session.scalar(
+            _visible_resource_query(utcnow().date()),
+            {"resource_id": resource_id, "unit_id": actor.unit_id},
+        )
     if resource is None:
         raise NotFound("no such resource")
     return resource
+
+
+@functools.lru_cache(maxsize=4)
+def _visible_resource_query(today: date) -> Select[Resource]:
+    # Built once a day with bound parameters: composing the agreements' visibility rule
+    # anew for every booking cost more CPU than running the statement.
+    from app.agreements.services import shown_to_unit
+
+    unit = cast(uuid.UUID, bindparam("unit_id", type_=Resource.unit_id.type))
+    return (
+        select(Resource)
+        .where(
+            Resource.id == bindparam("resource_id"),
+            or_(Resource.unit_id == unit, shown_to_unit(unit, today)),
+        )
+        .with_for_update(of=Resource)
+    )
 
 
 def holds_skill(session: Session, expert: Resource, skill_id: uuid.UUID) -> bool:

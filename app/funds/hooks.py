@@ -80,11 +80,14 @@ def hold_for(
     price = booking_price(session, booking, resource=resource, agreement=agreement)
     if price.amount == 0:
         return
-    book = _ledger_of(session, booking.project_id)
-    if price.currency != book.currency:
+    # A project's ledger is opened in the project's currency when the project is made,
+    # and the currency never changes: the project (loaded already) answers without a read.
+    project = session.get(Project, booking.project_id)
+    assert project is not None
+    if price.currency != project.currency:
         raise Conflict(
             f"the loan is priced in {price.currency} but the project keeps its "
-            f"books in {book.currency}",
+            f"books in {project.currency}",
             code="currency_mismatch",
         )
     try:
