@@ -29,18 +29,23 @@ POLL_S = 1.0
 class LocalWorker:
     """A background thread that runs allocation runs and periodic jobs in this process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, periodic_after_s: float = 60.0) -> None:
         self.settings = settings
+        # periodic jobs are first looked at this long after the start (a server that is
+        # started and stopped at once, as in tests, neither sweeps nor verifies)
+        self.periodic_after_s = periodic_after_s
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._runs: dict[uuid.UUID, threading.Thread] = {}
-        self._next_due = {job.name: 0.0 for job in SCHEDULE}
+        self._next_due: dict[str, float] = {}
         self._rt: tasks.Runtime | None = None
 
     def start(self) -> None:
         """Start the worker thread (recovery first, then the loop)."""
         self._rt = tasks.Runtime(self.settings)
+        first = time.monotonic() + self.periodic_after_s
+        self._next_due = {job.name: first for job in SCHEDULE}
         self._thread = threading.Thread(target=self._loop, name="copool-jobs", daemon=True)
         self._thread.start()
 
@@ -77,7 +82,7 @@ class LocalWorker:
     def _periodic(self, rt: tasks.Runtime) -> None:
         for job in SCHEDULE:
             now = time.monotonic()
-            if now < self._next_due[job.name] or self._stopping.is_set():
+            if now < self._next_due.get(job.name, now) or self._stopping.is_set():
                 continue
             self._next_due[job.name] = now + job.every.total_seconds()
             if tasks.claim_due(rt, job.name, job.every):

@@ -174,6 +174,7 @@ def run_worker(settings: Settings, *, concurrency: int, queues: list[str] | None
     wanted = queues or [RUN_QUEUE, PERIODIC_QUEUE]
     options: dict[str, Any] = {
         "shutdown_graceful_timeout": 0,
+        "delete_jobs": "successful",  # the run rows and periodic_jobs keep the history
         "install_signal_handlers": False,
         "update_heartbeat_interval": min(5.0, settings.run_stale_seconds / 3),
         "stalled_worker_timeout": settings.run_stale_seconds,

@@ -25,8 +25,8 @@ SCHEDULE: list[Periodic] = [
     Periodic("purge_idempotency", tasks.purge_idempotency, timedelta(hours=1), "7 * * * *"),
     # runs whose worker died: queued again (and enqueued) or failed with the reason
     Periodic("recover_runs", tasks.recover, timedelta(seconds=15), "* * * * * */15"),
-    # Daily integrity checks go here once `copool ledger verify` / `copool audit verify`
-    # exist, e.g. Periodic("ledger_verify", <body calling the verify service>,
-    # timedelta(days=1), "30 3 * * *"); both workers pick up every entry of this list.
+    # the integrity checks of `copool ledger verify` and `copool audit verify`, daily
+    Periodic("ledger_verify", tasks.verify_ledger, timedelta(days=1), "30 3 * * *"),
+    Periodic("audit_verify", tasks.verify_audit, timedelta(days=1), "45 3 * * *"),
 ]
 """Every periodic job; both the procrastinate worker and the in-process worker run these."""

@@ -106,6 +106,39 @@ def recover(rt: Runtime) -> dict[str, Any]:
     return {"requeued": [str(r) for r in requeued]}
 
 
+class IntegrityProblem(Exception):
+    """A daily integrity check found bad rows (its summary names the first)."""
+
+
+def _integrity(report: Any) -> dict[str, Any]:
+    if not report.ok:
+        details = "; ".join(str(f) for f in report.findings[:10])
+        raise IntegrityProblem(f"{report.summary()} — {details}")
+    return {"ok": True, "counts": dict(report.counts), "summary": report.summary()}
+
+
+def verify_ledger(rt: Runtime) -> dict[str, Any]:
+    """What ``copool ledger verify`` checks; raises naming the first bad row."""
+    from app.funds.verify import verify_ledger as verify
+
+    with session_scope(rt.read_factory) as session:
+        return _integrity(verify(session))
+
+
+def verify_audit(rt: Runtime) -> dict[str, Any]:
+    """What ``copool audit verify`` does: seal the settled audit rows, then check the chain."""
+    from app.audit.chain import ChainBroken, seal_all
+    from app.audit.chain import verify_audit as verify
+
+    try:
+        with session_scope(rt.factory) as session:
+            seal_all(session)
+    except ChainBroken:
+        log.warning("audit chain not sealed: verify names the bad row")
+    with session_scope(rt.read_factory) as session:
+        return _integrity(verify(session))
+
+
 def queued_runs(rt: Runtime) -> list[uuid.UUID]:
     """Every queued run, oldest first."""
     with session_scope(rt.read_factory) as session:

@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from app.allocation import services as runs
 from app.allocation.models import AllocationRun, RunStatus
@@ -131,9 +131,7 @@ def test_the_in_process_worker_sweeps_without_a_command_and_admins_see_it(world,
     with TestClient(app=app) as client:
         booking_id, request_id = _no_show_and_a_lapsed_request(client, world, w)
         assert client.get("/admin/jobs", headers=w.requester).status_code == 403
-    with world.session() as s:  # forget the sweep the app's own worker ran at its start
-        s.execute(delete(PeriodicJob))
-    worker = LocalWorker(settings)  # what `copool serve` starts
+    worker = LocalWorker(settings, periodic_after_s=0)  # what `copool serve` starts
     worker.start()
     try:
         def swept() -> bool:
@@ -177,3 +175,19 @@ def test_a_failing_periodic_job_records_its_error(world, app, settings):
     failed = _job(world, "sweep")
     assert failed.last_status == "failed" and "the ledger is on fire" in failed.last_error
     assert _job(world, "purge_idempotency").last_result == {"purged": 0}
+
+
+def test_the_daily_integrity_checks_run_as_jobs(client, world, app, settings):
+    w = build(world)
+    booked = client.post("/bookings", json={"resource_id": str(w.expert), "project_id": str(
+        w.project), **slot(MON, "10:00", "12:00")}, headers=w.requester)
+    assert booked.status_code == 201, booked.text  # a hold on the project's cash, audited
+    rt = tasks.Runtime(settings)
+    try:
+        ledger_ok = tasks.run_periodic(rt, "ledger_verify", tasks.verify_ledger)
+        audit_ok = tasks.run_periodic(rt, "audit_verify", tasks.verify_audit)
+    finally:
+        rt.close()
+    assert ledger_ok is not None and ledger_ok["ok"] and "ledger verify: ok" in ledger_ok["summary"]
+    assert audit_ok is not None and audit_ok["counts"]["events"] >= 1
+    assert _job(world, "audit_verify").last_status == "ok"
