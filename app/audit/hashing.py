@@ -26,7 +26,9 @@ HASHED = (
 
 
 def _uuid(value: Any) -> str | None:
-    return None if value is None else str(uuid.UUID(str(value)))
+    if value is None or isinstance(value, uuid.UUID):
+        return None if value is None else str(value)
+    return str(uuid.UUID(str(value)))  # a string id, spelt canonically
 
 
 def _instant(value: datetime) -> str:
