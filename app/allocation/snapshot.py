@@ -234,11 +234,12 @@ def _request(
     frame: Frame,
     resources: list[Resource],
     agreements: dict[terms.Pair, Any],
+    index: terms.ResourceIndex,
 ) -> scheduling.Request:
     clock, horizon = frame.clock, frame.horizon
     w_start = clock.ceil(max(q.window_start, frame.start))
     w_end = clock.floor(min(q.window_end, frame.end))
-    requirements, _ = terms.requirements_of(q, resources)
+    requirements, _ = terms.requirements_of(q, resources, index)
     window = (clock.instant(min(w_start, horizon)), clock.instant(max(min(w_end, horizon), 0)))
     days = terms.start_days(window, q.duration_minutes)
     return scheduling.Request(
@@ -253,7 +254,7 @@ def _request(
         emergency=q.emergency,
         after=[str(q.depends_on_id)] if q.depends_on_id else [],
         arrival=arrival,
-        costs=terms.costs_of(q, resources, requirements, agreements, days),
+        costs=terms.costs_of(q, resources, requirements, agreements, days, index),
     )
 
 
@@ -287,8 +288,9 @@ def build_instance(
     # A dependency outside the scope counts only through its pinned bookings.
     known = in_scope | {uuid.UUID(p.request_id) for p in calendars.pinned if p.request_id}
     unmet = [str(q.id) for q in requests if q.depends_on_id and q.depends_on_id not in known]
+    index = terms.ResourceIndex(resources)
     instance_requests = [
-        _request(q, arrival, frame, resources, loans.by_pair)
+        _request(q, arrival, frame, resources, loans.by_pair, index)
         for arrival, q in enumerate(requests)
         if str(q.id) not in unmet
     ]

@@ -109,6 +109,45 @@ def _matches(resource: Resource, requirement: Requirement) -> bool:
     )
 
 
+class ResourceIndex:
+    """Active resources by skill (highest level first), device type and id, so a request's
+    candidates cost what they are, not a scan of the catalog (10,000 requests x 1,800
+    resources is 18 million checks)."""
+
+    def __init__(self, resources: list[Resource]) -> None:
+        self.position = {r.id: n for n, r in enumerate(resources)}
+        self._by_skill: dict[str, list[tuple[int, Resource]]] = {}
+        self._by_type: dict[str, list[Resource]] = {}
+        self._by_id: dict[str, Resource] = {}
+        for r in resources:
+            self._by_id[str(r.id)] = r
+            for s in r.skills:
+                self._by_skill.setdefault(str(s.skill_id), []).append((s.level, r))
+            if r.device_type_id is not None:
+                self._by_type.setdefault(str(r.device_type_id), []).append(r)
+        for holders in self._by_skill.values():
+            holders.sort(key=lambda lr: -lr[0])
+
+    def fitting(self, q: scheduling.Requirement) -> list[Resource]:
+        """Resources that fit the optimizer's requirement ``q`` (as ``_fits`` says)."""
+        if q.resource_id is not None:
+            found = self._by_id.get(q.resource_id)
+            return [] if found is None else [found]
+        if q.device_type is not None:
+            return list(self._by_type.get(q.device_type, []))
+        out = []
+        for level, r in self._by_skill.get(q.skill or "", []):
+            if level < q.min_level:
+                break
+            out.append(r)
+        return out
+
+    def candidates(self, requirements: list[scheduling.Requirement]) -> list[Resource]:
+        """Resources that fit some of ``requirements``, in catalog order."""
+        found = {r.id: r for q in requirements for r in self.fitting(q)}
+        return sorted(found.values(), key=lambda r: self.position[r.id])
+
+
 def operator_skill(devices: Iterable[Resource]) -> uuid.UUID | None:
     """The operator skill the devices need (the most common one, if they differ)."""
     skills = Counter(d.operator_skill_id for d in devices if d.operator_skill_id is not None)
@@ -116,12 +155,13 @@ def operator_skill(devices: Iterable[Resource]) -> uuid.UUID | None:
 
 
 def requirements_of(
-    request: Request, resources: list[Resource]
+    request: Request, resources: list[Resource], index: ResourceIndex | None = None
 ) -> tuple[list[scheduling.Requirement], list[Role]]:
     """The optimizer's requirements of ``request``, operators included, and their roles.
 
     Roles are what apply matches the planned resources against: one per requirement, then
     one per operator needed (device requirements whose devices need an operator skill).
+    With ``index`` (of ``resources``), a requirement's devices are looked up, not scanned.
     """
     out: list[scheduling.Requirement] = []
     roles: list[Role] = []
@@ -131,7 +171,12 @@ def requirements_of(
     for q in request.requirements:
         if q.kind == RequirementKind.SKILL.value:
             continue
-        skill = operator_skill(r for r in resources if _matches(r, q))
+        devices = (
+            (r for r in resources if _matches(r, q))
+            if index is None
+            else (r for r in index.fitting(_requirement(q)) if _matches(r, q))
+        )
+        skill = operator_skill(devices)
         if skill is None:
             continue
         need = q.quantity
@@ -206,10 +251,15 @@ def costs_of(
     requirements: list[scheduling.Requirement],
     agreements: dict[Pair, SharingAgreement],
     days: list[date],
+    index: ResourceIndex | None = None,
 ) -> dict[str, int]:
-    """What serving ``request`` with each resource that may serve it costs (the ledger's price)."""
+    """What serving ``request`` with each resource that may serve it costs (the ledger's price).
+
+    With ``index`` (of ``resources``), only the resources that fit a requirement are priced:
+    the work grows with requests x eligible resources, not with the whole catalog.
+    """
     out: dict[str, int] = {}
-    for resource in resources:
+    for resource in resources if index is None else index.candidates(requirements):
         own = resource.unit_id == request.unit_id
         agreement = agreements.get((resource.id, request.unit_id))
         if not own and agreement is None:

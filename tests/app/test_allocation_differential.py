@@ -21,13 +21,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 import scheduling
 from app.agreements.models import AgreementScope
 from app.agreements.schemas import AgreementCreate, RateCardEntry
 from app.agreements.services import create_agreement
-from app.allocation import reasons
+from app.allocation import reasons, terms
 from app.allocation.apply import apply_plan
 from app.allocation.models import AllocationRun, RunStatus
 from app.allocation.snapshot import Clock, build_instance, plan_to_result
@@ -256,6 +256,7 @@ def _solve(
         s.add(run)
         s.flush()
         instance, extras = build_instance(s, run)
+        _indexed_terms_are_the_scan(s, instance)
         plan = scheduling.solve(instance, time_limit_s=2, num_workers=1, seed=0)
         clock = Clock(HORIZON[0], SLOT)
         result = plan_to_result(clock, plan)
@@ -264,6 +265,22 @@ def _solve(
         run.result = result
         run.status = RunStatus.DONE.value
         return run.id, instance, plan
+
+
+def _indexed_terms_are_the_scan(s: Session, instance: scheduling.Instance) -> None:
+    """The snapshot's indexed requirements and prices are those of a scan of the catalog."""
+    resources = terms.load_resources(s)
+    index = terms.ResourceIndex(resources)
+    loans = terms.loans(s, HORIZON[0].date())
+    days = terms.start_days(HORIZON, 60)
+    for q in instance.requests:
+        request = s.get(Request, uuid.UUID(q.id), options=[selectinload(Request.requirements)])
+        assert request is not None
+        plain, _ = terms.requirements_of(request, resources)
+        indexed, _ = terms.requirements_of(request, resources, index)
+        assert indexed == plain
+        scanned = terms.costs_of(request, resources, plain, loans.by_pair, days)
+        assert terms.costs_of(request, resources, plain, loans.by_pair, days, index) == scanned
 
 
 def _refusal(s: Session, resource_id: str, request: Request, start: datetime) -> str | None:
