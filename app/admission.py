@@ -7,6 +7,11 @@ queued for the database pool's connections until the pool timed out (500 after 3
 and ``Retry-After``, before anything is read, looked up or parsed, so the requests that are
 admitted keep the worker's full speed and the rest learn in a millisecond to come back.
 
+``Retry-After`` is 1 s while refusals are few, and grows (up to 30 s, spread at random over
+its upper half) when they come faster than ``REFUSALS_PER_SECOND``: with 2,000 clients that
+honour it, the worker answers about that many refusals a second instead of spending itself
+on them, and clients refused in the same second do not all return in the same second.
+
 The bound is kept below what an admitted request may need: a thread of the worker's pool
 (``app.main.WORKER_THREADS``) and one database connection (pool + overflow; a request never
 holds two at a time). ``/health`` is not counted: it touches nothing and must answer while
@@ -21,8 +26,11 @@ middleware's own limit, both ``MAX_BODY_BYTES``).
 from __future__ import annotations
 
 import logging
+import random
+import time
 from dataclasses import dataclass
 
+from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import Engine
 
@@ -53,8 +61,16 @@ BUSY = _answer(
     503,
     "Service busy",
     "the server is serving as many requests as it can; retry after Retry-After seconds",
-    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
 )
+REFUSALS_PER_SECOND = 100
+"""The refusals a worker is willing to answer per second; ``Retry-After`` grows so that
+clients who honour it come back at about this rate, whatever their number."""
+MAX_RETRY_AFTER = 30
+
+
+def _busy(retry_after: int) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    status, headers, body = BUSY
+    return status, [*headers, (b"retry-after", str(retry_after).encode())], body
 TOO_LARGE = _answer(413, "Request too large", f"the body passes {MAX_BODY_BYTES} bytes")
 
 
@@ -73,6 +89,24 @@ class Gate:
     in_flight: int = 0
     refused: int = 0
     """Requests answered 503 since the worker started."""
+    _second: int = 0
+    _this_second: int = 0
+    _last_second: int = 0
+
+    def refuse(self) -> int:
+        """Count a refusal; the ``Retry-After`` to send: 1 s, and more when refusals come
+        faster than ``REFUSALS_PER_SECOND`` (spread, so that waiting clients return apart)."""
+        self.refused += 1
+        now = int(time.monotonic())
+        if now != self._second:
+            self._last_second = self._this_second if now == self._second + 1 else 0
+            self._second, self._this_second = now, 0
+        self._this_second += 1
+        pace = max(self._last_second, self._this_second)
+        longest = min(MAX_RETRY_AFTER, max(RETRY_AFTER_SECONDS, -(-pace // REFUSALS_PER_SECOND)))
+        # spread over [longest/2, longest], so that clients refused together do not all
+        # come back in the same second
+        return random.randint(max(RETRY_AFTER_SECONDS, longest // 2), longest)
 
 
 def pool_capacity(engine: Engine) -> int:
@@ -103,6 +137,13 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
+def install_gate(app: Litestar, gate: Gate) -> None:
+    """Put the gate in front of the app's routing, so that a refused request costs no
+    routing, middleware or exception handling: only Litestar's entry (which still adds the
+    ``before_send`` headers of ``app.headers``) and this check."""
+    app.asgi_handler = AdmissionMiddleware(app.asgi_handler, gate)
+
+
 class AdmissionMiddleware:
     """ASGI middleware: 503 with ``Retry-After`` when the worker's gate is full; 413 for a
     body announced over ``MAX_BODY_BYTES``. Both before the body is read."""
@@ -117,8 +158,7 @@ class AdmissionMiddleware:
             return
         gate = self.gate
         if gate.in_flight >= gate.limit:
-            gate.refused += 1
-            await send_answer(send, BUSY)
+            await send_answer(send, _busy(gate.refuse()))
             return
         if _declared_length(scope) > MAX_BODY_BYTES:
             await send_answer(send, TOO_LARGE)
@@ -130,4 +170,4 @@ class AdmissionMiddleware:
             gate.in_flight -= 1
 
 
-__all__ = ["AdmissionMiddleware", "Gate", "make_gate", "pool_capacity"]
+__all__ = ["AdmissionMiddleware", "Gate", "install_gate", "make_gate", "pool_capacity"]

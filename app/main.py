@@ -24,7 +24,7 @@ from litestar.types import Scope
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app.admission import AdmissionMiddleware, make_gate
+from app.admission import install_gate, make_gate
 from app.agreements.controllers import AgreementController
 from app.allocation.controllers import AllocationRunController
 from app.audit.controllers import AuditController
@@ -165,8 +165,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         plugins=[SQLAlchemyPlugin(config=db)],
         middleware=[
-            # admission first: a refused request costs nothing else
-            DefineMiddleware(AdmissionMiddleware, gate=gate),
             DefineMiddleware(ThrottleMiddleware, throttle=throttle),
             RejectNul,
             IdempotencyMiddleware,
@@ -194,6 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.session_scope_key = db.session_scope_key
     app.state.gate = gate
     app.state.throttle = throttle
+    install_gate(app, gate)  # in front of routing: a refused request costs nothing else
     app.state.jobs = jobs
     return app
 

@@ -17,6 +17,11 @@ adds its count to the shared counter every ``chunk`` writes (a fiftieth of the l
 most 100), so the success path pays one round trip per ``chunk`` writes; across W workers a
 key may pass the limit by at most W × ``chunk``.
 
+**Junk before the body.** A write whose API key this worker has not seen authenticate
+lately is authenticated here, before its body is read: an unknown, revoked or expired key
+gets its 401 (or 429) at once, whatever the body's size, and a good key lands in the auth
+cache, so that the route's own authentication makes no second lookup.
+
 **Shared counters.** Fixed windows in one small table, ``throttle_counters`` (UNLOGGED on
 PostgreSQL: losing it in a crash only forgets counts), updated by one
 ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` round trip that starts a new window when the
@@ -36,11 +41,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import BigInteger, Column, Engine, Integer, String, Table, case, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.admission import send_answer
-from app.auth.services import KEYS, TOKEN_PREFIX, hash_token
+from app.auth.services import KEYS, TOKEN_PREFIX, hash_token, identify
 from app.base import metadata
-from app.db import READ_METHODS
+from app.db import READ_METHODS, read_only_engine
+from app.errors import NotAuthenticated
 from app.problems import PROBLEM_JSON, Problem
 
 log = logging.getLogger("copool")
@@ -104,10 +112,12 @@ class Throttle:
     window_seconds: int
     failure_limit: int
     write_limit: int
+    auth_cache_seconds: float = 0.0
     blocked: dict[str, int] = field(default_factory=dict)
     """Address → the window in which it passed the failure limit."""
     writes: dict[str, _KeyWrites] = field(default_factory=dict)
     counted: int = 0
+    _read_engine: Engine | None = None
 
     @property
     def chunk(self) -> int:
@@ -169,6 +179,25 @@ class Throttle:
         if known is not None and known.window_start == window:
             known.shared = max(known.shared, total)
 
+    def check_key(self, token: str) -> str | None:
+        """Authenticate ``token`` in a read-only transaction of its own (the key lands in
+        the auth cache); the reason it is refused, or None."""
+        try:
+            with Session(bind=self.read_engine) as session:
+                identify(session, token, cache_seconds=self.auth_cache_seconds)
+        except NotAuthenticated as exc:
+            return exc.detail
+        except SQLAlchemyError:  # busy or unreachable: the route's own check answers
+            log.debug("early authentication skipped", exc_info=True)
+        return None
+
+    @property
+    def read_engine(self) -> Engine:
+        """The engine's read-only twin (made once)."""
+        if self._read_engine is None:
+            self._read_engine = read_only_engine(self.engine)
+        return self._read_engine
+
     def _shared(self, bucket: str, window: int, hits: int) -> int:
         self.counted += 1
         if self.counted % PURGE_EVERY == 0:
@@ -203,6 +232,18 @@ def _too_many(retry_after: int, detail: str) -> tuple[int, list[tuple[bytes, byt
     return 429, headers, body
 
 
+def _not_authenticated(detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = Problem(title="Not authenticated", status=401, detail=detail).model_dump_json(
+        exclude_defaults=True
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b'Bearer realm="copool"'),
+    ]
+    return 401, headers, body
+
+
 FAILURES = "too many failed authentications from this address; retry after Retry-After seconds"
 WRITES = "this API key made its writes of this window; retry after Retry-After seconds"
 
@@ -230,6 +271,10 @@ class ThrottleMiddleware:
         elif throttle.is_blocked(address) and not (digest and KEYS.get(digest, KNOWN_KEY_SECONDS)):
             await send_answer(send, _too_many(throttle.retry_after(), FAILURES))
             return
+        if token and scope.get("method") not in READ_METHODS and await self._refused_early(
+            scope, send, token, digest, address
+        ):
+            return
         writes = bool(throttle.write_limit and digest and scope.get("method") not in READ_METHODS)
         if writes and throttle.writes_exhausted(digest):
             await send_answer(send, _too_many(throttle.retry_after(), WRITES))
@@ -245,6 +290,25 @@ class ThrottleMiddleware:
             window, pending = throttle.note_write(digest)
             if pending:  # a round trip every ``chunk`` writes, after the answer went out
                 await anyio.to_thread.run_sync(throttle.add_writes, digest, window, pending)
+
+    async def _refused_early(
+        self, scope: Scope, send: Send, token: str, digest: str, address: str
+    ) -> bool:
+        """Authenticate a write's uncached key before its body is read; answer 401 (or 429)
+        and return True when it is refused."""
+        throttle = self.throttle
+        if not throttle.auth_cache_seconds or (
+            digest and KEYS.get(digest, throttle.auth_cache_seconds)
+        ):
+            return False
+        reason = await anyio.to_thread.run_sync(throttle.check_key, token)
+        if reason is None:
+            return False
+        if throttle.failure_limit and await anyio.to_thread.run_sync(throttle.fail, address):
+            await send_answer(send, _too_many(throttle.retry_after(), FAILURES))
+        else:
+            await send_answer(send, _not_authenticated(reason))
+        return True
 
     async def _status(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Run the app; the status it answered."""
@@ -293,4 +357,5 @@ def make_throttle(engine: Engine, settings: Any) -> Throttle:
         window_seconds=settings.throttle_window_seconds,
         failure_limit=settings.auth_failure_limit,
         write_limit=settings.write_limit_per_key,
+        auth_cache_seconds=settings.auth_cache_seconds,
     )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from litestar.testing import TestClient
@@ -120,3 +121,41 @@ def test_the_success_path_makes_no_throttle_round_trip(client: Any, world: World
         assert len(statements) == 1  # a failure is counted, in one statement
     finally:
         event.remove(engine, "before_cursor_execute", seen)
+
+
+def _post(app: Any, token: str, keyed: bool) -> tuple[int, int]:
+    """POST /bookings straight into the app's ASGI callable with an endless body; the
+    status answered and how many body chunks the app read."""
+    reads = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": b" " * 65_536, "more_body": True}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"authorization", f"Bearer {token}".encode()),
+               (b"content-type", b"application/json")]
+    if keyed:
+        headers.append((b"idempotency-key", b"k-1"))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/bookings", "raw_path": b"/bookings",
+             "root_path": "", "query_string": b"", "headers": headers,
+             "client": ("192.0.2.77", 4000), "server": ("testserver", 80)}
+    anyio.run(app, scope, receive, send)
+    return next(m["status"] for m in sent if m["type"] == "http.response.start"), reads
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_junk_key_is_refused_before_the_body_is_read(
+    client: Any, world: World, keyed: bool
+) -> None:
+    assert _post(client.app, "cpl_junk", keyed) == (401, 0)
+    assert _post(client.app, "not-even-a-copool-key", keyed) == (401, 0)
+    world.user("ann", "FEA", Role.REQUESTER)
+    status, reads = _post(client.app, world.tokens["ann"], keyed)  # read until the limit
+    assert status == 413 and reads > 100
