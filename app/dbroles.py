@@ -44,10 +44,15 @@ def _quote(name: str) -> str:
     return f'"{name}"'
 
 
-def _ensure_role(conn: Connection, role: str, password: str | None) -> None:
+def _ensure_role(conn: Connection, role: str) -> None:
+    if conn.scalar(text("SELECT current_user")) == role:
+        raise InvalidInput("the app role must not be the owner role", field="app_role")
     exists = conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
     if not exists:
         conn.execute(text(f"CREATE ROLE {_quote(role)} LOGIN"))
+
+
+def _set_password(conn: Connection, role: str, password: str | None) -> None:
     if password:
         # ALTER ROLE takes no bind parameters; format() quotes the literal server-side
         statement = conn.scalar(
@@ -58,9 +63,6 @@ def _ensure_role(conn: Connection, role: str, password: str | None) -> None:
 
 
 def _check_separate(conn: Connection, role: str) -> None:
-    owner = conn.scalar(text("SELECT current_user"))
-    if owner == role:
-        raise InvalidInput("the app role must not be the owner role", field="app_role")
     powerful = conn.scalar(
         text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = :r"), {"r": role}
     )
@@ -98,8 +100,9 @@ def grant_app_role(conn: Connection, role: str, password: str | None = None) -> 
     if conn.dialect.name != "postgresql":
         raise InvalidInput("database roles exist on PostgreSQL only", field="database_url")
     quoted = _quote(role)
-    _ensure_role(conn, role, password)
+    _ensure_role(conn, role)
     _check_separate(conn, role)
+    _set_password(conn, role, password)
     database = conn.scalar(text("SELECT quote_ident(current_database())"))
     schema = conn.scalar(text("SELECT quote_ident(current_schema())"))
     conn.execute(text(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC"))

@@ -431,10 +431,16 @@ def app_role(db_url: str, copool: Copool) -> Iterator[str]:
     role = f"copool_app_{uuid.uuid4().hex[:8]}"
     app_url = make_url(db_url).set(username=role).render_as_string(hide_password=False)
     granted = copool(
-        "db", "grant", "--app-role", role,
+        "db", "grant", "--app-role", role, "--password-env", "TAMPER_APP_PW",
         COPOOL_DATABASE_URL=app_url, COPOOL_DATABASE_OWNER_URL=db_url,
+        TAMPER_APP_PW="it's a secret",  # a quote, to see it quoted
     )  # fmt: skip
     assert granted.exit_code == 0, granted.output
+    owner = create_engine(db_url)
+    with owner.connect() as conn:
+        query = text("SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = :r")
+        assert conn.execute(query, {"r": role}).scalar_one()
+    owner.dispose()
     yield app_url
     owner = create_engine(db_url, isolation_level="AUTOCOMMIT")
     with owner.connect() as conn:
@@ -507,3 +513,47 @@ def test_the_single_url_test_database_still_empties_between_tests(
         for table in ("audit_events", "audit_chain", "ledger_entries", "ledger_accounts"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
     owner.dispose()
+
+
+def test_on_postgresql_what_the_owner_can_still_do_is_reported(
+    scenario: Any, db_url: str, copool: Copool
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has no owner: the SQLite tamper list covers it")
+    ids = _ids(db_url)
+    owner = create_engine(db_url)
+    with owner.begin() as conn:
+        conn.execute(
+            text("ALTER TABLE ledger_postings DISABLE TRIGGER ledger_postings_append_only")
+        )
+        conn.execute(
+            text(
+                f"UPDATE ledger_postings SET amount = amount + 1 WHERE id = {ids['receipt_posting']}"
+            )
+        )
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        conn.execute(
+            text("UPDATE audit_events SET reason = 'nothing happened' WHERE id = :id"),
+            {"id": uuid.UUID(ids["middle_event"])},
+        )
+    owner.dispose()
+    books = copool("ledger", "verify", COPOOL_DATABASE_URL=db_url)
+    assert books.exit_code == 1
+    assert "trigger ledger_postings_append_only: is disabled" in books.output
+    assert f"ledger_entries {ids['receipt']}: does not balance" in books.output
+    log = copool("audit", "verify", COPOOL_DATABASE_URL=db_url)
+    assert log.exit_code == 1
+    assert f"audit_events {ids['middle_event']}: edited" in log.output
+
+
+def test_db_grant_refuses_the_owner_a_bad_name_and_sqlite(db_url: str, copool: Copool) -> None:
+    env = {"COPOOL_DATABASE_URL": db_url}
+    if db_url.startswith("sqlite"):
+        refused = copool("db", "grant", "--app-role", "copool_app", **env)
+        assert refused.exit_code == 1 and "PostgreSQL only" in refused.output
+        return
+    owner = make_url(db_url).username or ""
+    same = copool("db", "grant", "--app-role", owner, **env)
+    assert same.exit_code == 1 and "must not be the owner" in same.output
+    bad = copool("db", "grant", "--app-role", 'x"; DROP TABLE audit_events; --', **env)
+    assert bad.exit_code == 1 and "lower-case letters" in bad.output
