@@ -36,7 +36,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, exists, func, literal_column, select, text
+from advanced_alchemy.types import GUID
+from sqlalchemy import Select, exists, func, literal, literal_column, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from app.audit.hashing import GENESIS, content_hash, link_hash
@@ -98,7 +99,9 @@ def _after_head(session: Session, head: Any) -> Select[Any]:
         key = (_events.c.txn, _events.c.id)
         return (
             query.where(settled)
-            .where((_events.c.txn > txn) | ((_events.c.txn == txn) & (_events.c.id > last)))
+            .where(
+                tuple_(_events.c.txn, _events.c.id) > tuple_(literal(txn), literal(last, GUID()))
+            )
             .order_by(*key)
         )
     rowid = 0
@@ -232,8 +235,8 @@ def verify_audit(session: Session) -> Report:
     """Recompute the audit log's content hashes and chain; every bad row is a finding."""
     report = Report("audit")
     report.counts["events"] = session.scalar(select(func.count()).select_from(_events)) or 0
-    check_triggers(session, report, TRIGGERS)
     head = _check_chain(session, report)
     _check_unsealed(session, report, head)
+    check_triggers(session, report, TRIGGERS)  # last: a bad row is the better first finding
     report.note = f"head {head.chain_hash if head is not None else GENESIS}"
     return report

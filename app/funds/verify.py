@@ -329,8 +329,9 @@ def _triggers(session: Session, report: Report) -> None:
 
 
 CHECKS = (
-    _triggers, _entries_balance, _postings_belong, _references, _balances, _flows,
+    _entries_balance, _postings_belong, _references, _balances, _flows,
     _holds_placed, _holds_resolved, _held_cash, _pledges_and_reversals,
+    _triggers,  # last: a bad row is the better first finding
 )  # fmt: skip
 
 
