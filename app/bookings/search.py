@@ -8,11 +8,13 @@ slot found here can be booked as found).
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, select, union_all
+from sqlalchemy import Select, Text, and_, cast, func, literal_column, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from app.agreements.services import visible_resources
@@ -77,7 +79,7 @@ def _candidate_query(
 
 
 def _buffers_by_type(
-    session: Session, resources: list[Resource]
+    session: Session, resources: Sequence[Resource | _Candidate]
 ) -> dict[uuid.UUID, tuple[timedelta, timedelta]]:
     type_ids = {r.device_type_id for r in resources if r.device_type_id}
     if not type_ids:
@@ -116,13 +118,26 @@ def _live_block_spans(
     """Blocked spans of live bookings overlapping ``[start, end)``: columns, not ORM objects
     (a search over many resources reads thousands of them).
 
-    Two index seeks per resource instead of a scan of its whole future (or past): the
-    bookings whose block starts inside the range, and the one live booking that may
-    straddle ``start`` — live blocks of one resource never overlap (the exclusion
-    constraint; SQLite's serialised check), so only the latest to start before ``start``
-    can still run then (``ix_bookings_resource_block``).
+    PostgreSQL asks the exclusion constraint's GiST index (``block &&``). SQLite makes two
+    index seeks per resource instead of a scan of its whole future (or past): the bookings
+    whose block starts inside the range, and the one live booking that may straddle
+    ``start`` — live blocks of one resource never overlap (SQLite's serialised check), so
+    only the latest to start before ``start`` can still run then
+    (``ix_bookings_resource_block``).
     """
     live = Booking.status.in_(LIVE_STATUSES)
+    out: dict[uuid.UUID, list[Interval]] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        # The exclusion constraint's GiST index on (resource_id, block) answers both at once.
+        rows = session.execute(
+            select(Booking.resource_id, Booking.block_start, Booking.block_end).where(
+                Booking.resource_id.in_(scope), live,
+                literal_column("bookings.block").op("&&")(func.tstzrange(start, end, "[)")),
+            )
+        )
+        for rid, s, e in rows:
+            out.setdefault(rid, []).append((s, e))
+        return out
     inside = select(Booking.resource_id, Booking.block_start, Booking.block_end).where(
         Booking.resource_id.in_(scope), live, Booking.block_start >= start,
         Booking.block_start < end,
@@ -141,7 +156,6 @@ def _live_block_spans(
     straddling = select(Booking.resource_id, Booking.block_start, Booking.block_end).join(
         last, and_(Booking.resource_id == last.c.rid, Booking.block_start == last.c.at)
     ).where(live, Booking.block_end > start)
-    out: dict[uuid.UUID, list[Interval]] = {}
     for rid, s, e in session.execute(union_all(inside, straddling)):
         out.setdefault(rid, []).append((s, e))
     return out
@@ -164,10 +178,34 @@ def free_intervals(
     return {r.id: known.free(r, start, end) for r in resources}
 
 
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """The columns of a candidate that a search reads; its weekly hours stay JSON text
+    until a pair of hours and zone is first met (most candidates share a few)."""
+
+    id: uuid.UUID
+    name: str
+    unit_id: uuid.UUID
+    time_zone: str
+    device_type_id: uuid.UUID | None
+    hours_text: str | None
+
+
+Schedulable = Resource | _Candidate
+
+
+def _candidates_light(session: Session, query: Select[Resource]) -> list[_Candidate]:
+    rows = session.execute(query.with_only_columns(
+        Resource.id, Resource.name, Resource.unit_id, Resource.time_zone,
+        Resource.device_type_id, cast(Resource.working_hours, Text),
+    ))
+    return [_Candidate(*row) for row in rows]
+
+
 class _BusyTime:
     """What keeps resources from working, read slab by slab as a search looks further."""
 
-    def __init__(self, session: Session, resources: list[Resource]) -> None:
+    def __init__(self, session: Session, resources: Sequence[Schedulable]) -> None:
         self.session = session
         self.buffers = _buffers_by_type(session, resources)
         # a new booking's own set-up/tear-down must clear the neighbours' blocks too
@@ -176,7 +214,7 @@ class _BusyTime:
         self.booked: dict[uuid.UUID, list[Interval]] = {}
         # most resources share a few standard weeks: compute each (hours, zone) pair once
         self.weeks: dict[tuple[str, str, datetime, datetime], list[Interval]] = {}
-        self.week_of: dict[uuid.UUID, str] = {}
+        self.hours: dict[str, dict[str, list[list[str]]] | None] = {}
 
     def read(self, scope: ResourceScope, start: datetime, end: datetime) -> None:
         """Add the unavailability and live blocks of ``scope`` that meet ``[start, end)``."""
@@ -188,19 +226,23 @@ class _BusyTime:
             for rid, spans in found.items():
                 store.setdefault(rid, []).extend(spans)
 
-    def free(self, resource: Resource, start: datetime, end: datetime) -> list[Interval]:
+    def free(self, resource: Schedulable, start: datetime, end: datetime) -> list[Interval]:
         """The resource's free time in ``[start, end)`` from what was read (duplicates merge)."""
         before, after = self.buffers.get(
             resource.device_type_id or uuid.UUID(int=0), (timedelta(0), timedelta(0))
         )
         busy = [(s - after, e + before) for s, e in self.booked.get(resource.id, [])]
-        week = self.week_of.get(resource.id)
-        if week is None:
-            week = self.week_of[resource.id] = repr(resource.working_hours)
+        if isinstance(resource, _Candidate):
+            week, hours = resource.hours_text or "null", None
+        else:
+            week, hours = repr(resource.working_hours), resource.working_hours
         key = (week, resource.time_zone, start, end)
         if key not in self.weeks:
-            self.weeks[key] = working_intervals(
-                resource.working_hours, resource.time_zone, start, end)
+            if isinstance(resource, _Candidate):
+                hours = self.hours.get(week)
+                if hours is None:
+                    hours = self.hours[week] = json.loads(week)
+            self.weeks[key] = working_intervals(hours, resource.time_zone, start, end)
         return subtract(self.weeks[key], [*self.off.get(resource.id, []), *busy])
 
 
@@ -229,28 +271,33 @@ def search_slots(
     query = _candidate_query(
         actor, skill_id=skill_id, min_level=min_level, device_type_id=device_type_id
     )
-    pending = list(session.scalars(query))
+    pending = _candidates_light(session, query)
     among = query.with_only_columns(Resource.id).order_by(None)
     known = _BusyTime(session, pending)
     need = timedelta(minutes=duration_minutes)
     slots: list[Slot] = []
-    # Look a day ahead first, then twice as far, and so on. A slot found within a horizon is
-    # its resource's earliest in the whole range, and it starts before any slot not found
-    # yet (that one would have to end past the horizon): once ``limit`` are found, stop.
-    # Each step reads only the new slab of time, and only for the candidates still unresolved.
+    # Look a day ahead first, then four times as far, and so on (fewer, larger reads). A slot
+    # found within a horizon is its resource's earliest in the whole range, and it starts
+    # before any slot not found yet (that one would have to end past the horizon): once
+    # ``limit`` are found, stop. Each step reads only the new slab of time, and only for
+    # the candidates still unresolved.
     span = timedelta(days=1)
     read_to = horizon = start
     while pending and len(slots) < limit and horizon < end:
         horizon = min(end, start + span + need)
-        span *= 2
+        span *= 4
         scope: ResourceScope = (
             [r.id for r in pending] if len(pending) <= IDS_AT_MOST else among
         )
         known.read(scope, read_to, horizon)
+        # No fit ended by the last horizon, so a fit now ends past it and starts after
+        # ``read_to - need``: only that stretch is worked out again (aligned starts are
+        # multiples of the step since the epoch, so clipping the range moves none).
+        since = max(start, read_to - need)
         read_to = horizon
         left = []
         for resource in pending:
-            free = known.free(resource, start, horizon)
+            free = known.free(resource, since, horizon)
             at = first_fit(free, duration_minutes, step_minutes=step_minutes)
             if at is None:
                 left.append(resource)
