@@ -7,19 +7,20 @@ them), and re-solve just that neighbourhood exactly with everything else fixed. 
 neighbourhood's solution is kept when it serves at least as much weight, so the plan never
 gets worse than the greedy it started from.
 
-The bound comes from a relaxation: for each requirement kind and each window, the work the
-requests inside that window ask of the kind's pool cannot exceed the pool's free time there.
+The bound comes from a relaxation (`scheduling.bound`): for each requirement kind and each
+window, the work the requests inside that window ask of the kind's pool cannot exceed the
+pool's free time there.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from typing import TYPE_CHECKING
 
 from ortools.sat.python import cp_model
 
-from scheduling.eligibility import Prepared, span_mask
+from scheduling.bound import relaxation_bound
+from scheduling.eligibility import Prepared
 from scheduling.greedy import Occupancy
 from scheduling.model import add_moves, build_model, busy_runs
 
@@ -76,7 +77,10 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
     weights = {r: inst.requests[r].weight for r in candidates}
     # The bound first: its relaxation is often solved well before its share runs out.
     bound, chosen = capacity_bound(
-        prep, options, min(options.remaining(), options.time_limit_s * BOUND_SHARE)
+        prep,
+        options,
+        min(options.remaining(), options.time_limit_s * BOUND_SHARE),
+        set(occ.placed),
     )
     # Requests the relaxation serves are the likelier ones to fit: seed from them more often.
     weights = {r: w * (GUIDE if r in chosen else 1) for r, w in weights.items()}
@@ -182,73 +186,19 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
     return occ, bound
 
 
-def capacity_bound(prep: Prepared, options: SolveOptions, seconds: float) -> tuple[int, set[int]]:
-    """An upper bound on priority-weighted fulfilment from a pool-capacity relaxation.
+def capacity_bound(
+    prep: Prepared, options: SolveOptions, seconds: float, hint: set[int] | None = None
+) -> tuple[int, set[int]]:
+    """An upper bound on priority-weighted fulfilment from a pool-capacity relaxation
+    (see `scheduling.bound`), within `seconds` (building included).
 
-    `seconds` covers building the relaxation as well as solving it. Also returns the
-    requests the relaxation's best solution serves (empty if it found none).
+    Also returns the requests the relaxation's best solution serves. `hint`: requests a
+    real plan serves (a feasible start for the relaxation).
     """
-    started = time.monotonic()
     inst = prep.instance
     windows = chained_windows(prep)
     rs = [r for r in placeable(prep) if windows[r][1] - windows[r][0] >= inst.requests[r].duration]
-    model = cp_model.CpModel()
-    take = {r: model.new_bool_var(f"take[{inst.requests[r].id}]") for r in rs}
-    # Dependencies: a request needs its dependency served.
-    for r in rs:
-        for dep in inst.requests[r].after:
-            d = prep.request_index.get(dep)
-            if d is not None:
-                if d in take:
-                    model.add_implication(take[r], take[d])
-                else:
-                    model.add(take[r] == 0)
-    # Budgets: each request costs at least its cheapest eligible resources.
-    spend: dict[str, list[cp_model.LinearExprT]] = {}
-    for r in rs:
-        request = inst.requests[r]
-        cheapest = 0
-        for group, q in zip(prep.eligible[r], request.requirements, strict=True):
-            prices = sorted(prep.price(r, k) for k in group)
-            cheapest += sum(prices[: q.quantity])
-        if cheapest:
-            spend.setdefault(request.project, []).append(cheapest * take[r])
-    for project, costs in spend.items():
-        if project in inst.budgets:
-            model.add(sum(costs) <= inst.budgets[project])
-    # Pool capacity per requirement kind (and per skill over all levels) and window.
-    pools: dict[tuple[object, ...], set[int]] = {}
-    asks: dict[tuple[object, ...], list[tuple[int, int]]] = {}
-    for r in rs:
-        request = inst.requests[r]
-        for group, q in zip(prep.eligible[r], request.requirements, strict=True):
-            keys: list[tuple[object, ...]] = [(q.skill, q.min_level, q.device_type, q.resource_id)]
-            if q.skill is not None:
-                keys.append((q.skill, None, None, None))
-            for key in keys:
-                pools.setdefault(key, set()).update(group)
-                asks.setdefault(key, []).append((r, q.quantity * request.duration))
-    horizon_bits = prep.horizon_mask
-    for key, pool in pools.items():
-        spans = {windows[r] for r, _ in asks[key]} | {(0, inst.horizon)}
-        for lo, hi in spans:
-            inside = [(r, need) for r, need in asks[key] if _within(windows[r], lo, hi)]
-            if not inside:
-                continue
-            span = span_mask(lo, hi)
-            free = sum((~prep.fixed_busy[k] & horizon_bits & span).bit_count() for k in pool)
-            if sum(need for _, need in inside) > free:
-                model.add(sum(need * take[r] for r, need in inside) <= free)
-    model.maximize(sum(inst.requests[r].weight * take[r] for r in rs))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(seconds - (time.monotonic() - started), 0.1)
-    solver.parameters.num_workers = options.num_workers
-    solver.parameters.random_seed = options.seed
-    status = solver.solve(model)
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        chosen = {r for r in rs if solver.boolean_value(take[r])}
-        return int(solver.best_objective_bound + 1e-6), chosen
-    return sum(inst.requests[r].weight for r in rs), set()
+    return relaxation_bound(prep, options, seconds, windows, rs, hint or set())
 
 
 def chained_windows(prep: Prepared) -> list[tuple[int, int]]:
@@ -293,7 +243,3 @@ def _moves(prep: Prepared, occ: Occupancy, free: set[int]) -> int:
         )
         count += not kept
     return count
-
-
-def _within(window: tuple[int, int], lo: int, hi: int) -> bool:
-    return lo <= window[0] and window[1] <= hi
