@@ -7,9 +7,13 @@ request whose path or query string carries a NUL (raw or ``%00``) with 400 befor
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from litestar.types import ASGIApp
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders
+from litestar.routes import HTTPRoute
+from litestar.types import ASGIApp, Message, Scope
 from pydantic import BaseModel
 
 from app.problems import PROBLEM_JSON, Problem
@@ -64,3 +68,31 @@ def forbid_unknown_fields(app: Any) -> None:
     for name, schema in (components.schemas or {}).items():
         if name in forbidding and schema.properties is not None:
             schema.additional_properties = False
+
+
+@lru_cache(maxsize=8)
+def _methods_by_path(app: Litestar) -> dict[str, str]:
+    return {
+        route.path_format: ", ".join(sorted(route.methods))
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+    }
+
+
+def allow_every_method(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: an OPTIONS answer's ``Allow`` lists every method of the path.
+
+    Litestar builds a path's OPTIONS handler when the path's first handler is registered,
+    so its ``Allow`` misses the methods of handlers added later (``GET /units`` answered
+    ``Allow: OPTIONS, POST``); RFC 9110 wants them all.
+    """
+    if (
+        message["type"] != "http.response.start"
+        or scope["type"] != "http"
+        or scope.get("method") != "OPTIONS"
+        or message["status"] != 204
+    ):
+        return
+    methods = _methods_by_path(scope["app"]).get(scope.get("path_template", ""))
+    if methods:
+        MutableScopeHeaders.from_message(message)["allow"] = methods

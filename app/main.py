@@ -48,7 +48,7 @@ from app.docs import render_plugins
 from app.feeds.controllers import BusyImportController, FeedSubscriptionController, calendar_feed
 from app.funds.controllers import PledgeController, ProjectFundsController, UnitFundsController
 from app.headers import security_headers
-from app.hygiene import RejectNul, forbid_unknown_fields
+from app.hygiene import RejectNul, allow_every_method, forbid_unknown_fields
 from app.jobs.controllers import AdminJobController
 from app.jobs.enqueue import job_queue
 from app.problems import EXCEPTION_HANDLERS
@@ -58,7 +58,7 @@ from app.throttle import ThrottleMiddleware, make_throttle
 from app.units.controllers import UnitController
 
 
-@get("/health", sync_to_thread=False, tags=["service"], summary="Liveness")
+@get("/health", sync_to_thread=False, tags=["service"], summary="Liveness", security=[{}])
 def health() -> dict[str, str]:
     """Answers while the process is up; no database access, no auth."""
     return {"status": "ok"}
@@ -169,7 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RejectNul,
             IdempotencyMiddleware,
         ],
-        before_send=[security_headers],
+        before_send=[security_headers, allow_every_method],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="copool",

@@ -127,7 +127,10 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     title = exc.detail if isinstance(exc, NotFoundException) else type(exc).__name__
-    return problem_response(exc.status_code, str(title), str(exc.detail))
+    response = problem_response(exc.status_code, str(title), str(exc.detail))
+    for name, value in (exc.headers or {}).items():  # e.g. a 405's Allow (RFC 9110)
+        response.headers[name] = value
+    return response
 
 
 def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
@@ -176,6 +179,8 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     422: "Idempotency-Key reused with a different request, or input the rules cannot "
     "carry out as asked (e.g. `operator_required`); the problem names the field",
+    429: "Too many failed authentications from this address, or writes with this key; "
+    "retry after the `Retry-After` seconds",
     503: "Database busy (a lock wait timed out, a deadlock, no free connection); retry "
     "after the `Retry-After` seconds",
 }
@@ -191,11 +196,11 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-READ = problems(400, 401, 404, 503)
+READ = problems(400, 401, 404, 429, 503)
 """Statuses of an authenticated read of one object."""
-LIST = problems(400, 401, 403, 503)
+LIST = problems(400, 401, 403, 429, 503)
 """Statuses of an authenticated list."""
-WRITE = problems(400, 401, 403, 404, 409, 422, 503)
+WRITE = problems(400, 401, 403, 404, 409, 422, 429, 503)
 """Statuses of an authenticated change."""
 
 __all__ = ["EXCEPTION_HANDLERS", "LIST", "PROBLEM_JSON", "READ", "WRITE", "MediaType", "problems"]

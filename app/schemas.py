@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar, overload
+from types import UnionType
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin, overload
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import (
@@ -40,8 +41,30 @@ class Schema(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _text_without_nul(cls, value: Any) -> Any:
+    def _text_without_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is not None:
+            _json_kind(cls.model_fields[info.field_name].annotation, value)
         return _no_nul(value)
+
+
+def _scalars(annotation: Any) -> set[Any]:
+    """The scalar types a field's annotation admits (``int | None`` → {int})."""
+    if get_origin(annotation) is Annotated:
+        return _scalars(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return set().union(*(_scalars(a) for a in get_args(annotation)))
+    return {annotation} & {bool, int, str}
+
+
+def _json_kind(annotation: Any, value: Any) -> None:
+    """Refuse what Litestar's lax validation would coerce: ``true`` or ``"5"`` for an
+    integer, ``1`` or ``"yes"`` for a boolean (the OpenAPI schema promises JSON types)."""
+    kinds = _scalars(annotation)
+    integer = int in kinds and bool not in kinds and str not in kinds
+    if integer and isinstance(value, bool | str):
+        raise ValueError("must be a JSON integer")
+    if kinds == {bool} and value is not None and not isinstance(value, bool):
+        raise ValueError("must be true or false")
 
 
 MIN_YEAR, MAX_YEAR = 2000, 2199

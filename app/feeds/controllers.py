@@ -124,7 +124,7 @@ def _preconditions(request: Request[Any, Any, Any]) -> services.Preconditions:
     "strong ETag and Last-Modified; `If-None-Match` or `If-Modified-Since` get 304 without "
     "rendering. An unknown, rotated or revoked token gets 404.",
     security=[{}],  # no API key: the token in the path is the secret
-    responses=problems(404),
+    responses=problems(400, 404, 429),
     media_type=CALENDAR,
 )
 def calendar_feed(
