@@ -66,6 +66,14 @@ def objective_of(instance: Instance, assignments: list[Assignment]) -> Objective
     )
 
 
+def with_bound(plan: Plan, bound: int | None) -> Plan:
+    """`plan` with a proven bound on fulfilment and its gap to it."""
+    if bound is None:
+        return plan.model_copy(update={"bound": None, "gap": None})
+    gap = max(0.0, (bound - plan.objective.fulfilled_weight) / max(bound, 1))
+    return plan.model_copy(update={"bound": bound, "gap": gap})
+
+
 def build_plan(
     prep: Prepared,
     assignments: list[Assignment],

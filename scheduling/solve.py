@@ -37,7 +37,7 @@ from scheduling.model import (
 )
 from scheduling.pooled import build_pooled_model
 from scheduling.pools import merge, pairs_of, sub_instance, work_units
-from scheduling.report import build_plan, objective_of
+from scheduling.report import build_plan, objective_of, with_bound
 from scheduling.schemas import Instance, Objective, Plan, Progress, SolveStatus
 from scheduling.validate import validate_instance
 
@@ -265,7 +265,7 @@ def _solve_allocation(
     if not plan.checked or lexicographic_key(plan.objective, completion_weight) < (
         lexicographic_key(fallback.objective, completion_weight)
     ):
-        return options.finish(fallback.model_copy(update={"bound": bound}))
+        return options.finish(with_bound(fallback, bound))
     return options.finish(plan)
 
 
