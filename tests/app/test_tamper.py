@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -521,29 +522,43 @@ def test_on_postgresql_what_the_owner_can_still_do_is_reported(
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has no owner: the SQLite tamper list covers it")
     ids = _ids(db_url)
-    owner = create_engine(db_url)
-    with owner.begin() as conn:
-        conn.execute(
-            text("ALTER TABLE ledger_postings DISABLE TRIGGER ledger_postings_append_only")
-        )
-        conn.execute(
+    with _disabled(db_url, "ledger_postings", "audit_events") as owner:
+        owner.execute(
             text(
                 f"UPDATE ledger_postings SET amount = amount + 1 WHERE id = {ids['receipt_posting']}"
             )
         )
-        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        conn.execute(
+        owner.execute(
             text("UPDATE audit_events SET reason = 'nothing happened' WHERE id = :id"),
             {"id": uuid.UUID(ids["middle_event"])},
         )
-    owner.dispose()
-    books = copool("ledger", "verify", COPOOL_DATABASE_URL=db_url)
+        owner.commit()
+        books = copool("ledger", "verify", COPOOL_DATABASE_URL=db_url)
+        log = copool("audit", "verify", COPOOL_DATABASE_URL=db_url)
     assert books.exit_code == 1
     assert "trigger ledger_postings_append_only: is disabled" in books.output
     assert f"ledger_entries {ids['receipt']}: does not balance" in books.output
-    log = copool("audit", "verify", COPOOL_DATABASE_URL=db_url)
     assert log.exit_code == 1
     assert f"audit_events {ids['middle_event']}: edited" in log.output
+
+
+@contextmanager
+def _disabled(url: str, *tables: str) -> Iterator[Any]:
+    """The owner's connection with the tables' append-only triggers off, on again after
+    (the session's database is shared by every PostgreSQL test)."""
+    engine = create_engine(url)
+    conn = engine.connect()
+    try:
+        for table in tables:
+            conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+        yield conn
+    finally:
+        conn.rollback()
+        for table in tables:
+            conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER {table}_append_only"))
+        conn.commit()
+        conn.close()
+        engine.dispose()
 
 
 def test_db_grant_refuses_the_owner_a_bad_name_and_sqlite(db_url: str, copool: Copool) -> None:
