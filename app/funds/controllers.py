@@ -35,8 +35,10 @@ EntryKindName = Literal[
     "reversal",
 ]
 Kind = Annotated[EntryKindName | None, Parameter(description="Entry kind")]
-MAX_ID = 2**63 - 1
-"""Entry and pledge numbers are 64-bit: a larger one is refused with 400, never a 500."""
+MAX_ID = 2**53 - 1
+"""Entry and pledge numbers: a larger one is refused with 400, never a 500. 2**53 - 1, not
+2**63 - 1: the OpenAPI document writes the bound as a JSON number, and 2**63 - 1 rounds up
+to 2**63, a bound the validation would not keep (ids never come near either)."""
 EntryId = Annotated[int, Parameter(ge=1, le=MAX_ID)]
 READ_FUNDS = problems(400, 401, 403, 404)
 """Reading a project's ledger: 403 for a participant who is neither member nor manager."""
