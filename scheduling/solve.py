@@ -185,13 +185,32 @@ def warm_start(
     runs; the others only while they fit in `WARM_SHARE` of the time limit, judged by what
     the first took.
     """
-    first = time.monotonic()
+    runs = warm_runs(prep)
+    began = time.monotonic()
+    first = runs[0]()
+    return better_start(prep, first, runs[1:], time.monotonic() - began, options, completion_weight)
+
+
+def warm_runs(prep: Prepared) -> list[Callable[[], Occupancy]]:
+    """The warm start's candidates, the likeliest best first (the published plan kept)."""
     runs = [lambda: best_fit_occupancy(prep), lambda: first_come_first_served_occupancy(prep)]
     if prep.instance.published:
         runs.insert(0, lambda: best_fit_occupancy(prep, _kept(prep)))
-    candidates = [runs[0]()]
-    took = time.monotonic() - first
-    for run in runs[1:]:
+    return runs
+
+
+def better_start(
+    prep: Prepared,
+    first: Occupancy,
+    runs: list[Callable[[], Occupancy]],
+    took: float,
+    options: SolveOptions | None,
+    completion_weight: int,
+) -> Occupancy:
+    """The best of `first` and what `runs` give, each run only while the time it is likely
+    to take (`took`, what the first took) fits in `WARM_SHARE` of the limit."""
+    candidates = [first]
+    for run in runs:
         if options is not None and (options.elapsed() + took > WARM_SHARE * options.time_limit_s):
             break
         candidates.append(run())
@@ -223,27 +242,25 @@ def _solve_allocation(
         pooled = _solve_units(instance, prep, units, options, completion_weight)
         if pooled is not None:
             return pooled
+    # The first candidate becomes a checked plan at once (the first plan a caller sees);
+    # the other candidates run after it, and replace it only when better.
+    runs = warm_runs(prep)
     with options.stage("greedy"):
-        warm = warm_start(prep, completion_weight, options)
+        began = time.monotonic()
+        warm = runs[0]()
+        took = time.monotonic() - began
     building = time.monotonic()
-    fallback = build_plan(
-        prep,
-        warm.assignments(),
-        status="fallback",
-        method="best_fit",
-        seconds=options.elapsed(),
-        stages=options.stages,
-    )
+    fallback = _fallback(prep, warm, options)
     # The final plan is built (repaired, explained, checked) after the search stops: keep
     # back twice what building this one took, so the whole solve ends within the limit.
     options.reserve = min(
         0.25 * options.time_limit_s, 2.0 * (time.monotonic() - building) + FINISH_SECONDS
     )
-    if not fallback.checked:
-        from scheduling.check import check_plan
-
-        raise InvalidPlan(check_plan(instance, fallback))
     options.report("greedy", fallback.objective.fulfilled_weight, float("nan"))
+    with options.stage("greedy"):
+        better = better_start(prep, warm, runs[1:], took, options, completion_weight)
+    if better is not warm:
+        warm, fallback = better, _fallback(prep, better, options)
     if not instance.requests or options.remaining() < 0.05:
         return options.finish(fallback)
     with options.stage("solve"):
@@ -267,6 +284,23 @@ def _solve_allocation(
     ):
         return options.finish(with_bound(fallback, bound))
     return options.finish(plan)
+
+
+def _fallback(prep: Prepared, occ: Occupancy, options: SolveOptions) -> Plan:
+    """The greedy plan `occ`, explained and checked (it must pass: else a bug)."""
+    plan = build_plan(
+        prep,
+        occ.assignments(),
+        status="fallback",
+        method="best_fit",
+        seconds=options.elapsed(),
+        stages=options.stages,
+    )
+    if not plan.checked:
+        from scheduling.check import check_plan
+
+        raise InvalidPlan(check_plan(prep.instance, plan))
+    return plan
 
 
 def _search(
