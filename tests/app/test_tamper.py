@@ -572,3 +572,17 @@ def test_db_grant_refuses_the_owner_a_bad_name_and_sqlite(db_url: str, copool: C
     assert same.exit_code == 1 and "must not be the owner" in same.output
     bad = copool("db", "grant", "--app-role", 'x"; DROP TABLE audit_events; --', **env)
     assert bad.exit_code == 1 and "lower-case letters" in bad.output
+
+
+def test_db_upgrade_migrates_with_the_owner_url(tmp_path: Path, copool: Copool) -> None:
+    app_db, owner_db = tmp_path / "app.db", tmp_path / "owner.db"
+    done = copool(
+        "db", "upgrade",
+        COPOOL_DATABASE_URL=f"sqlite:///{app_db}", COPOOL_DATABASE_OWNER_URL=f"sqlite:///{owner_db}",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert not app_db.exists()
+    with sqlite3.connect(owner_db) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'audit_chain'"
+        ).fetchone() == (1,)
