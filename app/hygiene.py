@@ -64,10 +64,45 @@ def forbid_unknown_fields(app: Any) -> None:
     forbidding = {
         cls.__name__ for cls in _subclasses(Schema) if cls.model_config.get("extra") == "forbid"
     }
+    models = {cls.__name__: cls for cls in _subclasses(Schema)}
     components = app.openapi_schema.components
     for name, schema in (components.schemas or {}).items():
         if name in forbidding and schema.properties is not None:
             schema.additional_properties = False
+        if name in models and schema.properties is not None:
+            _carry_optional_bounds(models[name], schema)
+
+
+_BOUNDS = {
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "pattern": "pattern",
+    "minimum": "minimum",
+    "maximum": "maximum",
+    "minItems": "min_items",
+    "maxItems": "max_items",
+}
+"""JSON Schema keywords of a bound, and the attribute Litestar's ``Schema`` keeps it in."""
+
+
+def _carry_optional_bounds(model: type[BaseModel], schema: Any) -> None:
+    """Give an optional field's non-null branch the bounds pydantic validates.
+
+    Litestar renders ``name: Name | None`` as ``oneOf: [string, null]`` and drops the
+    ``Name``'s ``minLength``/``maxLength`` (and patterns, ranges, item counts), so the
+    document let through what validation refuses. Pydantic's own JSON schema keeps them.
+    """
+    properties = model.model_json_schema(ref_template="{model}")["properties"]
+    for field, rendered in schema.properties.items():
+        branches = [b for b in (getattr(rendered, "one_of", None) or []) if hasattr(b, "type")]
+        source = [b for b in properties.get(field, {}).get("anyOf", []) if b.get("type") != "null"]
+        if len(source) != 1:
+            continue
+        for branch in branches:
+            if branch.type is not None and str(branch.type.value) == source[0].get("type"):
+                for keyword, attribute in _BOUNDS.items():
+                    if keyword in source[0] and getattr(branch, attribute) is None:
+                        setattr(branch, attribute, source[0][keyword])
 
 
 @lru_cache(maxsize=8)

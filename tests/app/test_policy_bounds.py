@@ -23,3 +23,16 @@ def test_pledge_and_entry_numbers_are_bounded_as_documented(client: Any, world: 
         f"/projects/{world.units['A']}/funds/entries", params={"after": bound + 1}, headers=admin
     )
     assert r.status_code == 400 and r.json()["field"] == "after", r.text
+
+
+def test_optional_fields_keep_their_bounds_in_the_document(client: Any) -> None:
+    """``name: Name | None`` is documented with ``Name``'s lengths, as validation keeps them."""
+    schemas = client.get("/schema/openapi.json").json()["components"]["schemas"]
+
+    def branch(model: str, field: str) -> dict[str, Any]:
+        (found,) = [b for b in schemas[model]["properties"][field]["oneOf"] if b["type"] != "null"]
+        return dict(found)
+
+    assert branch("UnitUpdate", "name") == {"type": "string", "minLength": 1, "maxLength": 200}
+    assert branch("DeviceTypeUpdate", "setup_minutes")["minimum"] == 0
+    assert branch("ProjectUpdate", "shares")["minItems"] == 1
