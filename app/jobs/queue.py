@@ -79,8 +79,13 @@ class ProcrastinateQueue:
             return self._app
 
     def enqueue(self, run_id: uuid.UUID) -> None:
-        """Defer the run's job (a committed run: the worker must see it)."""
-        defer_run(self._opened(), run_id)
+        """Defer the run's job (a committed run: the worker must see it). The run row is
+        durable: if the queue cannot be reached now, a worker's ``recover_runs`` enqueues
+        every queued run within 15 s, so the request does not fail for it."""
+        try:
+            defer_run(self._opened(), run_id)
+        except Exception:
+            log.exception("could not enqueue run %s; recover_runs will", run_id)
 
     def start(self) -> None:
         """Nothing to start: serve runs no jobs on PostgreSQL."""
