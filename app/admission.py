@@ -62,7 +62,7 @@ BUSY = _answer(
     "Service busy",
     "the server is serving as many requests as it can; retry after Retry-After seconds",
 )
-REFUSALS_PER_SECOND = 100
+REFUSALS_PER_SECOND = 30
 """The refusals a worker is willing to answer per second; ``Retry-After`` grows so that
 clients who honour it come back at about this rate, whatever their number."""
 MAX_RETRY_AFTER = 30

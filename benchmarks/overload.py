@@ -144,21 +144,35 @@ async def _closed_loop(host: str, port: int, requests: list[bytes], clients: int
     cursor = iter(requests)
     streams = await _connect(host, port, clients)
 
+    async def exchange(stream: list[Any], request: bytes) -> tuple[int, float]:
+        """Send one request and read its answer, as an HTTP client library does: on a
+        fresh connection when the server has closed the idle one (uvicorn closes keep-alive
+        connections after 5 s, shorter than a long ``Retry-After``), and once more on a
+        fresh connection when a reused one fails (status 0: a transport error)."""
+        for attempt in range(2):
+            if attempt or stream[0].at_eof():
+                stream[1].close()
+                stream[:] = await asyncio.open_connection(host, port)
+            try:
+                stream[1].write(request)
+                status, retry_after, close = await _answer(stream[0])
+            except (OSError, asyncio.IncompleteReadError):
+                continue
+            if close:
+                stream[1].close()
+                stream[:] = await asyncio.open_connection(host, port)
+            return status, retry_after
+        return 0, 0.0
+
     async def client(i: int, reader: Any, writer: Any) -> None:
         await asyncio.sleep(RAMP_S * i / clients)  # clients arrive over RAMP_S, not at once
+        stream = [reader, writer]
         request = next(cursor, None)
         while request is not None and time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            try:
-                writer.write(request)
-                status, retry_after, close = await _answer(reader)
-            except (OSError, asyncio.IncompleteReadError):
-                status, retry_after, close = 0, 0.0, True
+            status, retry_after = await exchange(stream, request)
             if t0 >= measured_from:
                 tally.note(status, (time.perf_counter() - t0) * 1000)
-            if close:
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
             if status in (429, 503):
                 if t0 >= measured_from:
                     tally.waits.append(retry_after)
@@ -166,7 +180,7 @@ async def _closed_loop(host: str, port: int, requests: list[bytes], clients: int
                     await asyncio.sleep(retry_after)
                 continue  # the same request again: it was not served
             request = next(cursor, None)
-        writer.close()
+        stream[1].close()
 
     t0 = time.perf_counter()
     measured_from, deadline = t0 + warmup, t0 + warmup + seconds

@@ -12,7 +12,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from app.admission import pool_capacity
+from app.admission import MAX_RETRY_AFTER, REFUSALS_PER_SECOND, Gate, pool_capacity
 from app.auth.models import Role
 from app.main import WORKER_THREADS, create_app
 from app.settings import Settings
@@ -108,3 +108,12 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(
         )
         assert answer.status_code == 413, answer.text
         assert answer.json()["status"] == 413
+
+
+def test_retry_after_grows_when_refusals_come_fast() -> None:
+    gate = Gate(limit=1)
+    assert gate.refuse() == 1  # a few refusals: come back in a second
+    waits = [gate.refuse() for _ in range(30 * REFUSALS_PER_SECOND)]
+    assert max(waits) > 1  # many: spread over longer waits, never past the cap
+    assert all(1 <= w <= MAX_RETRY_AFTER for w in waits)
+    assert gate.refused == 1 + len(waits)
