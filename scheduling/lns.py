@@ -68,13 +68,8 @@ def working_blocks(prep: Prepared) -> list[tuple[int, int]]:
 
 def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occupancy, int | None]:
     """Improve `occ` in place until the time limit; returns it and a bound on term 1."""
-    from scheduling.solve import scope_for
-
     inst = prep.instance
-    rng = random.Random(options.seed)
-    candidates = placeable(prep)
-    cand_sets = {r: set(prep.candidates(r)) for r in candidates}
-    weights = {r: inst.requests[r].weight for r in candidates}
+    search = _Search(prep, occ, options)
     # The bound first: its relaxation is often solved well before its share runs out.
     bound, chosen = capacity_bound(
         prep,
@@ -83,45 +78,72 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         set(occ.placed),
     )
     # Requests the relaxation serves are the likelier ones to fit: seed from them more often.
-    weights = {r: w * (GUIDE if r in chosen else 1) for r, w in weights.items()}
+    search.weights = {r: w * (GUIDE if r in chosen else 1) for r, w in search.weights.items()}
     options.report("bound", sum(inst.requests[r].weight for r in occ.placed), bound)
-    total = sum(inst.requests[r].weight for r in occ.placed)
-    stale = 0
-    blocks = working_blocks(prep)
-    depends_on: dict[int, list[int]] = {r: [] for r in range(len(inst.requests))}
-    dependants: dict[int, list[int]] = {r: [] for r in range(len(inst.requests))}
-    for r, request in enumerate(inst.requests):
-        for dep in request.after:
-            d = prep.request_index.get(dep)
-            if d is not None:
-                depends_on[r].append(d)
-                dependants[d].append(r)
     while options.remaining() > 0.05:
-        left = [r for r in candidates if r not in occ.placed]
+        left = [r for r in search.candidates if r not in occ.placed]
         if not left:
             break
-        seed_r = rng.choices(left, weights=[weights[r] for r in left])[0]
+        free, core, block = search.neighbourhood(left)
+        if search.resolve(free, core, block):
+            options.report("lns", sum(inst.requests[r].weight for r in occ.placed), bound)
+    return occ, bound
+
+
+class _Search:
+    """The neighbourhood search's state: the plan, who holds each resource, the links."""
+
+    def __init__(self, prep: Prepared, occ: Occupancy, options: SolveOptions) -> None:
+        inst = prep.instance
+        self.prep, self.occ, self.options = prep, occ, options
+        self.rng = random.Random(options.seed)
+        self.candidates = placeable(prep)
+        self.cand_sets = {r: set(prep.candidates(r)) for r in self.candidates}
+        self.weights = {r: inst.requests[r].weight for r in self.candidates}
+        self.blocks = working_blocks(prep)
+        self.depends_on: dict[int, list[int]] = {r: [] for r in range(len(inst.requests))}
+        self.dependants: dict[int, list[int]] = {r: [] for r in range(len(inst.requests))}
+        for r, request in enumerate(inst.requests):
+            for dep in request.after:
+                d = prep.request_index.get(dep)
+                if d is not None:
+                    self.depends_on[r].append(d)
+                    self.dependants[d].append(r)
+        self.holding: dict[int, set[int]] = {}
+        """Resource -> placed requests it serves (so a neighbourhood never scans the plan)."""
+        for r, p in occ.placed.items():
+            for k in p.resources:
+                self.holding.setdefault(k, set()).add(r)
+
+    def neighbourhood(self, left: list[int]) -> tuple[set[int], set[int], tuple[int, int] | None]:
+        """(free, core, block): a left-out seed, placed requests holding its resources in its
+        window (or one working block of it), rivals for them, and their dependency chains."""
+        prep, occ, rng = self.prep, self.occ, self.rng
+        seed_r = rng.choices(left, weights=[self.weights[r] for r in left])[0]
         lo, hi = prep.windows[seed_r]
-        duration = inst.requests[seed_r].duration
-        inside = [(s, e) for s, e in blocks if min(e, hi) - max(s, lo) >= duration]
+        duration = prep.instance.requests[seed_r].duration
+        inside = [(s, e) for s, e in self.blocks if min(e, hi) - max(s, lo) >= duration]
         block: tuple[int, int] | None = None
         if inside and rng.random() < BLOCK_SHARE:
             # Repack one working block (a day) around the seed: small domains, quick solves.
             block = rng.choice(inside)
             lo, hi = max(lo, block[0]), min(hi, block[1])
-        pool = cand_sets[seed_r]
-        held = [
-            f
-            for f, p in occ.placed.items()
-            if p.start < hi and p.end > lo and not pool.isdisjoint(p.resources)
-        ]
+        pool = self.cand_sets[seed_r]
+        held = sorted(
+            {
+                f
+                for k in pool
+                for f in self.holding.get(k, ())
+                if occ.placed[f].start < hi and occ.placed[f].end > lo
+            }
+        )
         rivals = [
             u
             for u in left
             if u != seed_r
             and prep.windows[u][0] < hi
             and prep.windows[u][1] > lo
-            and not pool.isdisjoint(cand_sets[u])
+            and not pool.isdisjoint(self.cand_sets[u])
         ]
         rng.shuffle(held)
         rng.shuffle(rivals)
@@ -133,14 +155,23 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         todo = list(free)
         while todo:
             r = todo.pop()
-            for d in (*depends_on[r], *dependants[r]):
-                if d not in free and d not in occ.placed and d in cand_sets:
+            for d in (*self.depends_on[r], *self.dependants[r]):
+                if d not in free and d not in occ.placed and d in self.cand_sets:
                     free.add(d)
                     todo.append(d)
         # A placed dependency of a left-out request may have to move earlier to let it in.
         for r in list(free):
             if r not in occ.placed:
-                free.update(d for d in depends_on[r] if d in occ.placed)
+                free.update(d for d in self.depends_on[r] if d in occ.placed)
+        return free, core, block
+
+    def resolve(self, free: set[int], core: set[int], block: tuple[int, int] | None) -> bool:
+        """Re-solve the neighbourhood exactly, the rest fixed; keep the answer when it serves
+        at least as much. Whether it served more."""
+        from scheduling.solve import scope_for
+
+        prep, occ, options = self.prep, self.occ, self.options
+        inst = prep.instance
         scope = scope_for(prep, occ, free)
         if block is not None:
             # The neighbourhood stays inside the block (where its placed requests already are);
@@ -165,25 +196,22 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = min(STEP_SECONDS, options.remaining())
         solver.parameters.num_workers = options.num_workers
-        solver.parameters.random_seed = rng.randrange(1 << 30)
+        solver.parameters.random_seed = self.rng.randrange(1 << 30)
         status = solver.solve(m.model)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            continue
+            return False
         after = round(solver.objective_value)
         if after < before:
-            continue
+            return False
         for r in free:
             if r in occ.placed:
-                occ.remove(r)
+                for k in occ.remove(r).resources:
+                    self.holding[k].discard(r)
         for p in m.placements(solver):
             occ.place(p)
-        if after > before:
-            total = sum(inst.requests[r].weight for r in occ.placed)
-            stale = 0
-            options.report("lns", total, bound)
-        else:
-            stale += 1
-    return occ, bound
+            for k in p.resources:
+                self.holding.setdefault(k, set()).add(p.request)
+        return after > before
 
 
 def capacity_bound(
