@@ -2,6 +2,7 @@
 
     python benchmarks/allocation.py --quick --json var/bench/allocation.json
     python benchmarks/allocation.py --seed 0 --time-limit 60 --workers 2
+    python benchmarks/allocation.py --federations 4 --workers 1   # 4 independent pools
     python benchmarks/allocation.py --scale 10k    # 10,000 requests, 1,500 experts, 300
                                                    # devices, 60 units, 120 s, re-plan 10 s
 
@@ -45,7 +46,11 @@ from scheduling import (  # noqa: E402
 )
 from scheduling.eligibility import prepare  # noqa: E402
 from scheduling.pools import independent_pools  # noqa: E402
-from scheduling.scenarios import generate_scenario, pool_pressure  # noqa: E402
+from scheduling.scenarios import (  # noqa: E402
+    generate_federations,
+    generate_scenario,
+    pool_pressure,
+)
 
 GOAL_FIRST_PLAN_S = 5.0
 GOAL_GAIN_OVER_FCFS_PCT = 10.0
@@ -85,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="main run capped at 20 s")
     parser.add_argument("--json", type=Path, help="write results here")
     parser.add_argument("--scale", choices=sorted(SCALES), help="a preset size (overrides)")
+    parser.add_argument(
+        "--federations",
+        type=int,
+        default=1,
+        help="that many independent federations side by side (sizes split among them)",
+    )
     args = parser.parse_args(argv)
     first_plan_goal = GOAL_FIRST_PLAN_S
     if args.scale:
@@ -94,13 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, value)
     time_limit = min(args.time_limit, 20.0) if args.quick else args.time_limit
 
-    instance = generate_scenario(
-        args.seed,
-        n_requests=args.requests,
-        n_experts=args.experts,
-        n_devices=args.devices,
-        n_units=args.units,
-        weeks=args.weeks,
+    sizes = {
+        "n_requests": args.requests // args.federations,
+        "n_experts": args.experts // args.federations,
+        "n_devices": args.devices // args.federations,
+        "n_units": max(2, args.units // args.federations),
+        "weeks": args.weeks,
+    }
+    instance = (
+        generate_federations(args.seed, args.federations, **sizes)
+        if args.federations > 1
+        else generate_scenario(args.seed, **sizes)
     )
     pressure = pool_pressure(instance)
     busiest = sorted(pressure.items(), key=lambda kv: -kv[1])[:3]

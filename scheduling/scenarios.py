@@ -216,6 +216,104 @@ def generate_scenario(
     )
 
 
+def generate_federations(seed: int, federations: int, **sizes: int) -> Instance:
+    """`federations` seeded scenarios side by side (seeds seed, seed + 1, ...), each with
+    its own units, resources and projects (ids prefixed `f0.`, `f1.`, ...): no request of
+    one can compete with another's, so a run has at least that many independent pools.
+    `sizes` (generate_scenario's counts) are per federation."""
+    parts = [prefixed(generate_scenario(seed + n, **sizes), f"f{n}.") for n in range(federations)]
+    first = parts[0]
+    return first.model_copy(
+        update={
+            "name": f"federations-seed{seed}-{federations}x{len(first.requests)}",
+            "resources": [res for part in parts for res in part.resources],
+            "requests": [q for part in parts for q in part.requests],
+            "pinned": [p for part in parts for p in part.pinned],
+            "agreements": [a for part in parts for a in part.agreements],
+            "budgets": {k: v for part in parts for k, v in part.budgets.items()},
+            "reciprocity": {k: v for part in parts for k, v in part.reciprocity.items()},
+        }
+    )
+
+
+def prefixed(inst: Instance, tag: str) -> Instance:
+    """`inst` with every id, unit and project prefixed by `tag` (a federation of its own)."""
+
+    def t(name: str) -> str:
+        return tag + name
+
+    def t_all(names: list[str] | None) -> list[str] | None:
+        return None if names is None else [t(n) for n in names]
+
+    resources = [
+        r.model_copy(
+            update={
+                "id": t(r.id),
+                "home_unit": t(r.home_unit),
+                "caps": [w.model_copy(update={"borrowers": t_all(w.borrowers)}) for w in r.caps],
+            }
+        )
+        for r in inst.resources
+    ]
+    requests = [
+        q.model_copy(
+            update={
+                "id": t(q.id),
+                "unit": t(q.unit),
+                "project": t(q.project),
+                "after": t_all(q.after),
+                "costs": {t(k): v for k, v in q.costs.items()},
+                "requirements": [
+                    need.model_copy(
+                        update={
+                            "resource_id": None if need.resource_id is None else t(need.resource_id)
+                        }
+                    )
+                    for need in q.requirements
+                ],
+            }
+        )
+        for q in inst.requests
+    ]
+    pinned = [
+        p.model_copy(
+            update={
+                "id": t(p.id),
+                "resource_id": t(p.resource_id),
+                "unit": None if p.unit is None else t(p.unit),
+                "request_id": None if p.request_id is None else t(p.request_id),
+            }
+        )
+        for p in inst.pinned
+    ]
+    agreements = [
+        a.model_copy(
+            update={
+                "lender": t(a.lender),
+                "borrower": t(a.borrower),
+                "resource_ids": t_all(a.resource_ids),
+            }
+        )
+        for a in inst.agreements
+    ]
+    return inst.model_copy(
+        update={
+            "resources": resources,
+            "requests": requests,
+            "pinned": pinned,
+            "published": [
+                a.model_copy(
+                    update={"request_id": t(a.request_id), "resource_ids": t_all(a.resource_ids)}
+                )
+                for a in inst.published
+            ],
+            "agreements": agreements,
+            "budgets": {t(k): v for k, v in inst.budgets.items()},
+            "reciprocity": {t(k): v for k, v in inst.reciprocity.items()},
+        }
+    )
+
+
 Pair = tuple[str, str]
 """(lender, borrower)."""
 

@@ -10,78 +10,19 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from scheduling import CapWindow, Instance, Resource, check_plan, pools, solve
+from scheduling import Instance, check_plan, pools, solve
 from scheduling.eligibility import prepare
 from scheduling.pools import independent_pools, sub_instance, work_units
+from scheduling.scenarios import generate_federations, prefixed
 
 from .factories import SOLVE, expert, instance, need, request
 from .test_properties import instances
 
 
-def renamed(inst: Instance, tag: str) -> Instance:
-    """`inst` with every id, unit and project prefixed by `tag` (a federation of its own)."""
-
-    def t(name: str) -> str:
-        return tag + name
-
-    def t_all(names: list[str] | None) -> list[str] | None:
-        return None if names is None else [t(n) for n in names]
-
-    def t_caps(res: Resource) -> list[CapWindow]:
-        return [w.model_copy(update={"borrowers": t_all(w.borrowers)}) for w in res.caps]
-
-    resources = [
-        r.model_copy(update={"id": t(r.id), "home_unit": t(r.home_unit), "caps": t_caps(r)})
-        for r in inst.resources
-    ]
-    requests = [
-        q.model_copy(
-            update={
-                "id": t(q.id),
-                "unit": t(q.unit),
-                "project": t(q.project),
-                "after": t_all(q.after),
-                "costs": {t(k): v for k, v in q.costs.items()},
-            }
-        )
-        for q in inst.requests
-    ]
-    pinned = [
-        p.model_copy(
-            update={
-                "id": t(p.id),
-                "resource_id": t(p.resource_id),
-                "unit": None if p.unit is None else t(p.unit),
-            }
-        )
-        for p in inst.pinned
-    ]
-    agreements = [
-        a.model_copy(
-            update={
-                "lender": t(a.lender),
-                "borrower": t(a.borrower),
-                "resource_ids": t_all(a.resource_ids),
-            }
-        )
-        for a in inst.agreements
-    ]
-    return inst.model_copy(
-        update={
-            "resources": resources,
-            "requests": requests,
-            "pinned": pinned,
-            "agreements": agreements,
-            "budgets": {t(k): v for k, v in inst.budgets.items()},
-            "reciprocity": {t(k): v for k, v in inst.reciprocity.items()},
-        }
-    )
-
-
 @st.composite
 def federations(draw: st.DrawFn) -> Instance:
-    a = renamed(draw(instances()), "A")
-    b = renamed(draw(instances()), "B")
+    a = prefixed(draw(instances()), "A")
+    b = prefixed(draw(instances()), "B")
     return a.model_copy(
         update={
             "resources": a.resources + b.resources,
@@ -94,10 +35,12 @@ def federations(draw: st.DrawFn) -> Instance:
     )
 
 
-def test_renaming_keeps_the_instance_valid() -> None:
+def test_federations_are_as_many_pools_at_least() -> None:
     inst = instance([expert("x0", unit="u1")], [request("q0", unit="u1", project="p1")])
-    assert renamed(inst, "A").requests[0].id == "Aq0"
-    assert renamed(inst, "A").resources[0].home_unit == "Au1"
+    assert prefixed(inst, "A").requests[0].id == "Aq0"
+    assert prefixed(inst, "A").resources[0].home_unit == "Au1"
+    three = generate_federations(0, 3, n_requests=40, n_experts=12, n_devices=4, n_units=3)
+    assert len(independent_pools(prepare(three))) >= 3
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
