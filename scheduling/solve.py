@@ -48,6 +48,8 @@ Strategy = Literal["auto", "monolithic", "lns"]
 MONOLITHIC_PAIRS = 6000
 """Above this many (request, eligible resource) pairs, use the neighbourhood search."""
 FINISH_SECONDS = 0.4
+RESERVE_SHARE = 0.4
+"""At most this share of the limit is kept back for the final plan."""
 """Reserve for the final plan on top of the measured build time (repair, bookkeeping)."""
 WARM_SHARE = 0.3
 """The warm start's candidates after the first run only while within this share of the limit."""
@@ -251,10 +253,12 @@ def _solve_allocation(
         took = time.monotonic() - began
     building = time.monotonic()
     fallback = _fallback(prep, warm, options)
-    # The final plan is built (repaired, explained, checked) after the search stops: keep
-    # back twice what building this one took, so the whole solve ends within the limit.
+    # The final plan is repaired (a greedy pass over the left-out), explained and checked
+    # after the search stops: keep back twice what building this one took and half what
+    # the greedy took, so the whole solve ends within the limit.
     options.reserve = min(
-        0.25 * options.time_limit_s, 2.0 * (time.monotonic() - building) + FINISH_SECONDS
+        RESERVE_SHARE * options.time_limit_s,
+        2.0 * (time.monotonic() - building) + 0.5 * took + FINISH_SECONDS,
     )
     options.report("greedy", fallback.objective.fulfilled_weight, float("nan"))
     with options.stage("greedy"):
