@@ -2,7 +2,10 @@
 
 Requests are encoded to bytes before the clock starts, each connection sends one request,
 reads the whole answer (status line, headers, ``Content-Length`` or chunked body), and
-takes the next; nothing is parsed beyond the status. The generator's own CPU time is
+takes the next; nothing is parsed beyond the status and ``Retry-After``. A 503 with
+``Retry-After`` (the server shedding load) is what a polite client gets: the connection
+waits that long and sends the same request again; its latency runs from the first send
+to the final answer, and the sheds are counted (``shed``). The generator's own CPU time is
 measured over the run (``gen_cpu``: CPU seconds per wall second, 1.0 = one core busy),
 so a saturated generator shows in the figures instead of hiding in them.
 """
@@ -49,17 +52,36 @@ class Run:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     first_body: bytes = b""
+    shed: int = 0
+    """503 answers with Retry-After: waited out and sent again, or, when the wait would
+    pass the run's end, the connection's last (not counted among ``requests``)."""
 
     @property
     def rps(self) -> float:
-        """Answers per second."""
+        """Final answers per second."""
         return self.requests / self.wall_s
 
+    def per_second(self, status: int) -> float:
+        """Final answers of ``status`` per second (201: bookings made per second)."""
+        return self.statuses.get(status, 0) / self.wall_s
 
-async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+
+def _retry_after(lower: bytes) -> float | None:
+    at = lower.find(b"\r\nretry-after:")
+    if at < 0:
+        return None
+    end = lower.index(b"\r\n", at + 2)
+    try:
+        return float(lower[at + 14:end].strip())
+    except ValueError:
+        return None
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool, float | None]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     lower = head.lower()
+    wait = _retry_after(lower) if status == 503 else None
     close = b"\r\nconnection: close" in lower
     at = lower.find(b"\r\ncontent-length:")
     if at >= 0:
@@ -77,7 +99,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
     else:
         body = await reader.read()
         close = True
-    return status, body, close
+    return status, body, close, wait
 
 
 async def _run(host: str, port: int, requests: list[bytes], connections: int,
@@ -88,23 +110,33 @@ async def _run(host: str, port: int, requests: list[bytes], connections: int,
     first: list[bytes] = []
     streams = [await asyncio.open_connection(host, port) for _ in range(connections)]
 
+    shed = [0]
+
     async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for i in cursor:
             t0 = time.perf_counter()
             if t0 > deadline:
                 break
-            try:
-                writer.write(requests[i])
-                status, body, close = await _read_answer(reader)
-            except (OSError, asyncio.IncompleteReadError):
-                status, body, close = 0, b"", True
+            while True:
+                try:
+                    writer.write(requests[i])
+                    status, body, close, wait = await _read_answer(reader)
+                except (OSError, asyncio.IncompleteReadError):
+                    status, body, close, wait = 0, b"", True, None
+                if close:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                if wait is None:
+                    break
+                shed[0] += 1
+                if time.perf_counter() + wait > deadline:
+                    writer.close()  # a client told to wait past the run's end stops here
+                    return
+                await asyncio.sleep(wait)
             latencies.append((time.perf_counter() - t0) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
             if i == 0:
                 first.append(body)
-            if close:
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
         writer.close()
 
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -112,7 +144,7 @@ async def _run(host: str, port: int, requests: list[bytes], connections: int,
     await asyncio.gather(*(worker(r, w) for r, w in streams))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return Run(len(latencies), wall, cpu / wall, latencies, statuses,
-               first[0] if first else b"")
+               first[0] if first else b"", shed[0])
 
 
 def run(base: str, requests: list[bytes], connections: int,

@@ -28,7 +28,10 @@ its default, one worker) in a process of its own, with only ``COPOOL_DATABASE_UR
 the anchor runs under the same uvicorn settings. Then ``GET /availability/slots`` for 20
 one-hour slots over the 1,000 experts of each calendar and four weeks, one client.
 
-Reported per route: throughput, p50/p99 latency, the ratio to the anchor, the load
+Reported per route: throughput (bookings made per second: 201 answers), p50/p99 latency,
+``shed`` (503 + Retry-After answers of copool's admission control, each waited out and the
+request sent again, as a client would; its latency includes the wait), the ratio to the
+anchor, the load
 generator's CPU (``gen cpu``, CPU seconds per second; near 1.0 the generator itself is the
 limit) and the server process's CPU (``srv cpu``; PostgreSQL's own processes not counted);
 per database, the growth from the smallest size to the largest (the worst of throughput
@@ -486,7 +489,9 @@ def book(server: Server, requests: Requests, route: str, seconds: float, most: i
     run = load.run(server.base, batch, CONNECTIONS, seconds)
     return {
         "requests": run.requests,
-        "rps": round(run.rps, 1),
+        # bookings made per second: a shed request (503) counts once it is booked
+        "rps": round(run.per_second(201), 1),
+        "shed_503": run.shed,
         "p50_ms": round(load.percentile(run.latencies_ms, 0.5), 1),
         "p99_ms": round(load.percentile(run.latencies_ms, 0.99), 1),
         "gen_cpu": round(run.gen_cpu, 3),
@@ -569,6 +574,9 @@ def measure(copool: Server, anchor: Server, world: World, requests: Requests, pl
                                "booking": runs["easy"]["requests"],
                                "realistic": runs["realistic"]["requests"]},
         "searches_per_calendar": {"mornings": mornings["searches"], "busy": busy["searches"]},
+        "shed_503_per_route": {"anchor": runs["anchor"]["shed_503"],
+                               "booking": runs["easy"]["shed_503"],
+                               "realistic": runs["realistic"]["shed_503"]},
     })
     return out
 
@@ -660,7 +668,8 @@ def _others(statuses: dict[str, int]) -> int:
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
     """A row per database, size and route; a row per search; then the goals."""
     header = (f"{'database':<11}{'existing':>10}  {'route':<10}{'rps':>8}{'p50 ms':>9}"
-              f"{'p99 ms':>9}{'ratio':>7}{'gen cpu':>9}{'srv cpu':>9}{'requests':>10}{'not 201':>9}")
+              f"{'p99 ms':>9}{'ratio':>7}{'gen cpu':>9}{'srv cpu':>9}{'requests':>10}{'not 201':>9}"
+              f"{'shed':>7}")
     print(header)
     print("-" * len(header))
     for db, res in results.items():
@@ -673,7 +682,8 @@ def print_table(results: dict[str, Any], sizes: list[int]) -> None:
                       f"{'' if ratio is None else f'{ratio:.2f}':>7}"
                       f"{row[f'{name}_gen_cpu']:>9.2f}{row[f'{name}_server_cpu']:>9.2f}"
                       f"{row['requests_per_route'][name]:>10}"
-                      f"{_others(row['statuses'][name]):>9}")
+                      f"{_others(row['statuses'][name]):>9}"
+                      f"{row.get('shed_503_per_route', {}).get(name, 0):>7}")
     print()
     header = (f"{'database':<11}{'existing':>10}  {'calendar':<10}{'p50 ms':>9}{'p99 ms':>9}"
               f"{'found':>7}{'searches':>10}")
