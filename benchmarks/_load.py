@@ -77,7 +77,14 @@ def _retry_after(lower: bytes) -> float | None:
         return None
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool, float | None]:
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """One answer: status, body, and whether the server closes the connection."""
+    status, body, close, _ = await _read_answer_and_wait(reader)
+    return status, body, close
+
+
+async def _read_answer_and_wait(reader: asyncio.StreamReader
+                                ) -> tuple[int, bytes, bool, float | None]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     lower = head.lower()
@@ -120,7 +127,7 @@ async def _run(host: str, port: int, requests: list[bytes], connections: int,
             while True:
                 try:
                     writer.write(requests[i])
-                    status, body, close, wait = await _read_answer(reader)
+                    status, body, close, wait = await _read_answer_and_wait(reader)
                 except (OSError, asyncio.IncompleteReadError):
                     status, body, close, wait = 0, b"", True, None
                 if close:
