@@ -71,6 +71,23 @@ def forbid_unknown_fields(app: Any) -> None:
             schema.additional_properties = False
         if name in models and schema.properties is not None:
             _carry_optional_bounds(models[name], schema)
+        _plain_tuples(schema)
+
+
+def _plain_tuples(schema: Any) -> None:
+    """Write a pair of like items (``tuple[datetime, datetime]``) as ``items`` with two
+    items exactly, not ``prefixItems``, which validators of OpenAPI 3.0 tooling (and
+    schemathesis) read as a schema and reject."""
+    if not hasattr(schema, "prefix_items"):
+        return
+    items = schema.prefix_items
+    if items and all(item == items[0] for item in items):
+        schema.prefix_items = None
+        schema.items = items[0]
+        schema.min_items = schema.max_items = len(items)
+    for child in (*(schema.properties or {}).values(), schema.items, *(schema.one_of or [])):
+        if child is not None:
+            _plain_tuples(child)
 
 
 _BOUNDS = {

@@ -12,10 +12,16 @@ from app.schemas import Page
 
 Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size (1–200)")]
 Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Rows to skip")]
+DATE_TIME = {"format": "date-time"}
 _INSTANT = "An RFC 3339 date-time with an offset, e.g. 2027-03-01T09:00:00Z"
-Instant = Annotated[str, Parameter(min_length=1, max_length=64, description=_INSTANT)]
+Instant = Annotated[
+    str,
+    Parameter(min_length=1, max_length=64, schema_extra=DATE_TIME, description=_INSTANT),
+]
 """A query-string instant; controllers pass it through ``app.schemas.aware``."""
-OptionalInstant = Annotated[str | None, Parameter(max_length=64, description=_INSTANT)]
+OptionalInstant = Annotated[
+    str | None, Parameter(max_length=64, schema_extra=DATE_TIME, description=_INSTANT)
+]
 
 S = TypeVar("S", bound=BaseModel)
 
