@@ -359,7 +359,8 @@ def update_resource(
         raise Conflict("the resource is retired")
     before = _resource_snapshot(resource)
     changes = data.model_dump(exclude_unset=True)
-    for key in ("name", "time_zone", "lending_cap_bp", "hourly_rate", "daily_rate", "currency"):
+    never_null = ("name", "time_zone", "skills", "lending_cap_bp", "hourly_rate", "daily_rate")
+    for key in (*never_null, "currency"):
         if key in changes and changes[key] is None:
             raise InvalidInput(f"{key}: may not be null", field=key)
     if isinstance(data, ExpertUpdate) and data.skills is not None:

@@ -66,3 +66,14 @@ def test_schema_says_which_terms_are_nullable(client: Any) -> None:
         if any(option.get("type") == "null" for option in prop.get("oneOf", []))
     }
     assert nullable == {"hours_per_month_cap", "valid_until"}
+
+
+def test_null_skills_of_an_expert_is_refused(client: Any, world: World) -> None:
+    """``skills: null`` answered 500 (found by schemathesis); ``[]`` is how to clear them."""
+    manager = world.user("rm", "L", Role.UNIT_MANAGER, Role.RESOURCE_MANAGER)
+    with world.session() as s:
+        expert = f.expert(s, world.units["L"]).id
+    r = client.patch(f"/experts/{expert}", json={"skills": None}, headers=manager)
+    assert r.status_code == 400 and r.json()["field"] == "skills", r.text
+    r = client.patch(f"/experts/{expert}", json={"skills": []}, headers=manager)
+    assert r.status_code == 200 and r.json()["skills"] == [], r.text
