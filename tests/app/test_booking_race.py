@@ -64,6 +64,14 @@ def _trial_slots(w: Lending, trial: int) -> tuple[uuid.UUID, list[tuple[datetime
     return w.device, [(s, s + timedelta(minutes=10)) for s in starts]
 
 
+@pytest.fixture(autouse=True)
+def _admit_every_racer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admit all CLIENTS racers at once (``app.admission`` bounds a worker to 24 requests in
+    flight by default, and to its pool's connections): the race is the database's."""
+    monkeypatch.setenv("COPOOL_MAX_IN_FLIGHT", str(CLIENTS + 8))
+    monkeypatch.setenv("COPOOL_DB_MAX_OVERFLOW", str(CLIENTS))
+
+
 @pytest.mark.parametrize(("db_url", "workers"), VARIANTS, indirect=["db_url"],
                          ids=[f"{db}-{n}worker" for db, n in VARIANTS])
 def test_fifty_clients_one_slot_exactly_one_wins(
