@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from scheduling.eligibility import Prepared, displaced_pins
 from scheduling.report import objective_of
-from scheduling.schemas import Instance, Plan, SolveStatus
+from scheduling.schemas import Instance, Plan, ReasonCode, SolveStatus
 
 UNIT_PAIRS = 2000
 """Pools smaller than this many (request, eligible resource) pairs are bundled together
@@ -158,11 +158,22 @@ def sub_instance(instance: Instance, prep: Prepared, requests: list[int]) -> Ins
     )
 
 
+NEVER = {ReasonCode.NO_ELIGIBLE_RESOURCE, ReasonCode.NO_AGREEMENT, ReasonCode.WINDOW_TOO_SHORT}
+"""Reasons that hold whatever the plan: such a request can never be served."""
+
+
+def _ceiling(part: Instance, plan: Plan) -> int:
+    """The most a unit can serve: its requested weight, less the requests the plan shows
+    can never be served (a bound even when the unit had no time to search)."""
+    never = {u.request_id for u in plan.unallocated if any(x.code in NEVER for x in u.reasons)}
+    return sum(q.weight for q in part.requests if q.id not in never)
+
+
 def merge(instance: Instance, prep: Prepared, plans: list[tuple[Instance, Plan]]) -> Plan:
     """One unchecked plan for `instance` from the plans of its units of work.
 
-    The bound is the sum of the units' bounds (a unit without one counts its whole
-    requested weight); the status is the weakest of theirs.
+    The bound is the sum of the units' bounds (a unit without one counts what it could
+    serve at most, see `_ceiling`); the status is the weakest of theirs.
     """
     index = prep.request_index
     assignments = sorted(
@@ -173,7 +184,8 @@ def merge(instance: Instance, prep: Prepared, plans: list[tuple[Instance, Plan]]
     )
     bound = 0
     for part, plan in plans:
-        bound += plan.bound if plan.bound is not None else sum(q.weight for q in part.requests)
+        most = _ceiling(part, plan)
+        bound += most if plan.bound is None else min(plan.bound, most)
     objective = objective_of(instance, assignments)
     gap = max(0.0, (bound - objective.fulfilled_weight) / max(bound, 1))
     statuses = {plan.status for _, plan in plans}
