@@ -11,7 +11,7 @@ live block that starts before and may straddle it (``app.bookings.search``).
 PostgreSQL's exclusion constraint keeps its GiST index for ``&&``.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-03 15:40:00
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,7 +7,7 @@ in force, so every reader of them stays right without change. At most one pendin
 invitation per project and unit (a partial unique index on both engines).
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-03 15:50:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
