@@ -140,3 +140,4 @@ def test_schemathesis_finds_nothing(served: tuple[str, str, Path], tmp_path: Pat
     tested = re.search(r"Tested: (\d+)", output)
     assert tested is not None and int(tested.group(1)) > 80, output[-3000:]  # every route
     assert done.returncode == 0, output[-20_000:]
+    print(re.findall(r"\d+ generated, .*|=+ .* in [\d.]+s =+", output))  # shown with -s
