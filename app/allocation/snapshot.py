@@ -335,6 +335,7 @@ def plan_to_result(clock: Clock, plan: scheduling.Plan) -> dict[str, Any]:
         "bound": plan.bound,
         "gap": plan.gap if plan.gap is not None and math.isfinite(plan.gap) else None,
         "solve_seconds": plan.solve_seconds,
+        "stages": plan.stages,
         "objective": plan.objective.model_dump(),
         "assignments": [
             {

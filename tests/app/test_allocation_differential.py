@@ -260,6 +260,8 @@ def _solve(
         plan = scheduling.solve(instance, time_limit_s=2, num_workers=1, seed=0)
         clock = Clock(HORIZON[0], SLOT)
         result = plan_to_result(clock, plan)
+        # The run reports where its time went (what the limit covered).
+        assert set(result["stages"]) >= {"prepare", "greedy", "explain", "check"}
         result["unallocated"] = reasons.render(s, clock, instance, plan)
         run.snapshot = {"instance": instance.model_dump(mode="json"), **extras}
         run.result = result
