@@ -57,7 +57,8 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
-def _truncate_all(url: str) -> None:
+def truncate_all(url: str) -> None:
+    """Empty every table of the PostgreSQL database at ``url`` (tests only)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         tables = conn.execute(
@@ -88,7 +89,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         try:
             yield url
         finally:
-            _truncate_all(url)
+            truncate_all(url)
 
 
 @pytest.fixture

@@ -36,7 +36,16 @@ def live_server(db_url: str, workers: int, log: Path) -> Iterator[str]:
 
     The server's stderr goes to ``log``; its tail is shown when the block fails.
     """
-    port = _free_port()
+    with live_server_process(db_url, workers, log) as (base, _proc):
+        yield base
+
+
+@contextmanager
+def live_server_process(
+    db_url: str, workers: int, log: Path, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`live_server`, also yielding the server's process (the leader of its group)."""
+    port = port or _free_port()
     env = {**os.environ, "COPOOL_DATABASE_URL": db_url, "COPOOL_LOG_LEVEL": "WARNING"}
     command = [
         sys.executable,
@@ -66,7 +75,7 @@ def live_server(db_url: str, workers: int, log: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(proc, base, workers, log)
-        yield base
+        yield base, proc
     except BaseException:
         sys.stderr.write(f"--- uvicorn log ---\n{log.read_text(errors='replace')[-6000:]}\n")
         raise

@@ -33,7 +33,7 @@ from app.main import create_app
 from app.settings import Settings, get_settings
 from tests.app.booking_world import build
 from tests.app.conftest import World
-from tests.conftest import _truncate_all
+from tests.conftest import truncate_all
 
 MON = "2027-03-01"
 
@@ -509,7 +509,7 @@ def test_the_single_url_test_database_still_empties_between_tests(
     owner = create_engine(db_url)
     with pytest.raises(DBAPIError, match="cannot be truncated"), owner.begin() as conn:
         conn.execute(text("TRUNCATE audit_chain, audit_events CASCADE"))
-    _truncate_all(db_url)  # what the db_url fixture does after each test
+    truncate_all(db_url)  # what the db_url fixture does after each test
     with owner.connect() as conn:
         for table in ("audit_events", "audit_chain", "ledger_entries", "ledger_accounts"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0

@@ -49,8 +49,9 @@ from tests.app import factories as f
 from tests.app.booking_world import WEEKDAYS_9_TO_5, Lending, build
 from tests.app.conftest import World
 from tests.app.live_server import live_server, together
+from tests.conftest import truncate_all
 
-TRIALS = 10
+TRIALS = 20
 THREADS = 10
 BERLIN = ZoneInfo("Europe/Berlin")
 FUTURE = date(2027, 2, 1)  # a Monday; the slots of the trials follow, weekdays only
@@ -82,11 +83,24 @@ _future = _hours(FUTURE)
 _past = _hours(PAST)
 
 
+@pytest.fixture(scope="module", params=[1, 2], ids=["1worker", "2workers"])
+def workers(request: pytest.FixtureRequest, module_db_url: str) -> int:
+    """App worker processes of the server: one, and two on PostgreSQL (SQLite: one only)."""
+    if request.param > 1 and not module_db_url.startswith("postgresql"):
+        pytest.skip("several app workers need PostgreSQL")
+    return int(request.param)
+
+
 @pytest.fixture(scope="module")
 def race(
-    module_app: Litestar, module_db_url: str, tmp_path_factory: pytest.TempPathFactory
+    module_app: Litestar,
+    module_db_url: str,
+    workers: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Race]:
     """Lender L lends to borrower B under an agreement that needs approval; one server."""
+    if module_db_url.startswith("postgresql"):
+        truncate_all(module_db_url)  # the module's database served the other worker count
     world = World(app=module_app)
     w = build(world, requires_approval=True)
     world.user("root", "ADM", Role.ADMIN)  # books the past slots (backfill)
@@ -121,7 +135,7 @@ def race(
     clients = [httpx.Client(timeout=60) for _ in range(THREADS)]
     log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
     try:
-        with live_server(module_db_url, 1, log) as base:
+        with live_server(module_db_url, workers, log) as base:
             yield Race(world, w, base, sonar, operator, clients)
     finally:
         for client in clients:
