@@ -1,5 +1,8 @@
 """Idempotency across a crash, and secrets that no table keeps (issue 12, goals 3 and 4).
 
+Two crashes: one inside the request's transaction, one after its commit but before the
+client heard the answer.
+
 A keyed ``POST /bookings`` is killed with ``kill -9`` while it is inside its transaction
 (it has claimed its key and waits for the resource, which the test holds). The server is
 started again on the same database and the client retries with the same key: the retry
@@ -13,8 +16,10 @@ server has taken the request off the socket. Either way exactly-once must hold.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -119,6 +124,49 @@ def test_a_retry_after_kill_9_mid_request_books_exactly_once(
     assert retry.status_code == 201, retry.text
     assert again.status_code == 201 and again.json() == retry.json()
     assert again.headers.get("idempotent-replayed") == "true"
+    assert _bookings(world) == 1
+
+
+def _raw_post(base: str, path: str, payload: bytes, headers: dict[str, str]) -> socket.socket:
+    """Send a POST and leave its answer unread (the client that never hears back)."""
+    url = httpx.URL(base)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock = socket.create_connection((url.host, url.port or 80), timeout=30)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {url.host}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(payload)}\r\n{head}\r\n".encode() + payload
+    )
+    return sock
+
+
+def _wait_for_bookings(world: Any, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while _bookings(world) < count:
+        assert time.monotonic() < deadline, "the first request never committed"
+        time.sleep(0.02)
+
+
+def test_a_retry_after_kill_9_between_commit_and_answer_gets_the_stored_answer(
+    world: Any, db_url: str, tmp_path: Path
+) -> None:
+    w = build(world)
+    body = {"resource_id": str(w.expert), "project_id": str(w.project), **SLOT}
+    headers = {**w.requester, "Idempotency-Key": "k-lost-answer"}
+    payload = json.dumps(body).encode()  # a retry sends the same bytes
+    with live_server_process(db_url, 1, tmp_path / "first.log") as (base, proc):
+        sock = _raw_post(base, "/bookings", payload, headers)
+        _wait_for_bookings(world, 1)  # committed; its answer is never read
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        sock.close()
+    with world.session() as s:
+        booking_id = str(s.scalar(select(Booking.id)))
+    with live_server_process(db_url, 1, tmp_path / "second.log") as (base, _proc):
+        retry = httpx.post(f"{base}/bookings", content=payload, timeout=5,
+                           headers={**headers, "content-type": "application/json"})
+    assert retry.status_code == 201, retry.text
+    assert retry.headers.get("idempotent-replayed") == "true"
+    assert retry.json()["id"] == booking_id
     assert _bookings(world) == 1
 
 
