@@ -11,16 +11,18 @@ from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
-from app.bookings import backfill, recurring, requests, search, services
+from app.bookings import backfill, changes, recurring, requests, search, services
 from app.bookings.models import Booking, BookingSeries, BookingStatus, RequestStatus
 from app.bookings.schemas import (
     BookingCreate,
     BookingFilter,
+    BookingPatch,
     BookingRead,
     FreeBusyRead,
     ReasonOptional,
     ReasonRequired,
     RequestCreate,
+    RequestPatch,
     RequestRead,
     SeriesCreate,
     SeriesRead,
@@ -30,7 +32,7 @@ from app.bookings.schemas import (
 )
 from app.pagination import Instant, Limit, Offset, OptionalInstant, page
 from app.problems import LIST, READ, WRITE
-from app.routing import get, post
+from app.routing import get, patch, post
 from app.schemas import Page, aware, check_span
 
 Duration = Annotated[int, Parameter(ge=5, le=60 * 24 * 14, description="Minutes")]
@@ -80,6 +82,28 @@ class BookingController(Controller):
     @get("/{booking_id:uuid}", responses=READ, summary="One booking")
     def get_booking(self, actor: Actor, db_session: Session, booking_id: uuid.UUID) -> BookingRead:
         return BookingRead.model_validate(services.get_booking(db_session, actor, booking_id))
+
+    @patch(
+        "/{booking_id:uuid}",
+        responses=WRITE,
+        summary="Move or edit a booking (borrower): same id, SEQUENCE + 1",
+        description=(
+            "Changes start/end, resource or title under every rule of a new booking, in one "
+            "transaction, leaving the booking itself out of the overlap and caps. `start` "
+            "alone shifts the booking (its length kept). A confirmed loan's hold is placed "
+            "again at the new price. Fee: free while the booking starts 24 h or more after "
+            "the move; later, the agreement's `cancellation_fee` is charged. Under an "
+            "agreement that requires approval a moved loan goes back to `pending_approval` "
+            "with the new slot (the old one is freed). 409 `overlap` (nothing changed), "
+            "`wrong_status`, `started`, `series_occurrence`, `paired_booking`, "
+            "`request_booking`."
+        ),
+    )
+    def change_booking(
+        self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: BookingPatch
+    ) -> BookingRead:
+        booking = changes.change_booking(db_session, actor, booking_id, data)
+        return BookingRead.model_validate(booking)
 
     @post(
         "/{booking_id:uuid}/approve",
@@ -241,6 +265,18 @@ class RequestController(Controller):
     @get("/{request_id:uuid}", responses=READ, summary="One request")
     def get_request(self, actor: Actor, db_session: Session, request_id: uuid.UUID) -> RequestRead:
         return RequestRead.model_validate(requests.get_request(db_session, actor, request_id))
+
+    @patch(
+        "/{request_id:uuid}",
+        responses=WRITE,
+        summary="Change an open request (title, notes, duration, window, priority)",
+        description="Same rules as a new request; 409 `wrong_status` once it is not open.",
+    )
+    def change_request(
+        self, actor: Actor, db_session: Session, request_id: uuid.UUID, data: RequestPatch
+    ) -> RequestRead:
+        request = requests.change_request(db_session, actor, request_id, data)
+        return RequestRead.model_validate(request)
 
     @post(
         "/{request_id:uuid}/serve",

@@ -31,7 +31,7 @@ from app.bookings.models import (
     Requirement,
     RequirementKind,
 )
-from app.bookings.schemas import RequestCreate
+from app.bookings.schemas import RequestCreate, RequestPatch
 from app.bookings.search import candidates, free_intervals
 from app.bookings.services import (
     acts_for_project,
@@ -211,6 +211,48 @@ def _check_owner(session: Session, actor: Actor, request: Request) -> None:
             "only the requesting unit's manager, or its requesters and leads on the project, "
             "change it"
         )
+
+
+def change_request(
+    session: Session, actor: Actor, request_id: uuid.UUID, data: RequestPatch
+) -> Request:
+    """Change an open request's title, notes, duration, window or priority (409 once it is
+    not open), under the rules of a new request; the audit log keeps before and after."""
+    request = get_request(session, actor, request_id)
+    _check_owner(session, actor, request)
+    if lock_request(session, request.id) is None or request.status != RequestStatus.OPEN.value:
+        raise Conflict(
+            f"the request is {request.status}; only open requests change", code="wrong_status"
+        )
+    changes = data.model_dump(exclude_none=True)
+    if not changes:
+        raise InvalidInput("give at least one field to change", field="title")
+    window_start = changes.get("window_start", request.window_start)
+    window_end = changes.get("window_end", request.window_end)
+    duration = changes.get("duration_minutes", request.duration_minutes)
+    if window_end <= window_start:
+        raise InvalidInput("window_end: must be after window_start", field="window_end")
+    if (window_end - window_start).total_seconds() < duration * 60:
+        raise InvalidInput(
+            "window_end: the window is shorter than duration_minutes", field="window_end"
+        )
+    project = session.get(Project, request.project_id)
+    assert project is not None
+    check_project_period(project, window_start, window_end)
+    before = snapshot(request)
+    for key, value in changes.items():
+        setattr(request, key, value)
+    session.flush()
+    record(
+        session,
+        actor,
+        "request.edit",
+        request,
+        unit_id=request.unit_id,
+        before=before,
+        after=snapshot(request),
+    )
+    return request
 
 
 def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason: str) -> Request:

@@ -270,3 +270,31 @@ class BookingFilter(Schema):
     status: BookingStatus | None = None
     start: datetime | None = None
     end: datetime | None = None
+
+
+class BookingPatch(Schema):
+    """Move or edit a booking: the fields given change, the others stay.
+
+    ``start`` alone shifts the booking and keeps its length; ``end`` alone changes its end;
+    ``resource_id`` moves it to another resource (the same rules as a new booking).
+    """
+
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
+    resource_id: uuid.UUID | None = None
+    title: Name | None = None
+    reason: str = Field(default="", max_length=2000)
+    """Why (kept in the audit log)."""
+
+    _ordered = field_validator("end")(end_after_start)
+
+
+class RequestPatch(Schema):
+    """Change an open request: the fields given change, the others stay (same rules as create)."""
+
+    title: Name | None = None
+    notes: Text | None = None
+    duration_minutes: Minutes | None = None
+    window_start: UtcDatetime | None = None
+    window_end: UtcDatetime | None = None
+    priority: int | None = Field(default=None, ge=1, le=5)

@@ -174,3 +174,23 @@ def cancellation_fee(session: Session, booking: Booking) -> int:
 
 def _actor_id(actor: Actor) -> uuid.UUID | None:
     return None if actor.user_id.int == 0 else actor.user_id
+
+
+def charge_move_fee(session: Session, actor: Actor, booking: Booking, fee: int) -> None:
+    """Charge ``fee`` (a late move's fee) from the booking's hold and release the rest.
+
+    Keyed by the booking's sequence, so each move posts at most once; the caller places
+    the hold of the moved booking afterwards (``hold_for``).
+    """
+    hold = _open_hold(session, booking)
+    if hold is None:
+        return
+    book = _ledger_of(session, booking.project_id)
+    ledger.post_hold(
+        session,
+        hold.id,
+        ledger.Money(min(fee, hold.amount), book.currency),
+        key=f"booking:{booking.id}:move-fee:{booking.sequence}",
+        memo="fee of a late move",
+        actor_id=_actor_id(actor),
+    )

@@ -1,0 +1,247 @@
+"""Moving and editing a booking in place: new times, another resource, a new title.
+
+A move is checked exactly as a new booking is (``rules.agreement_for``, ``rules.check_slot``
+and ``rules.check_caps``, with the booking itself left out of the overlap and the caps), in
+one transaction with the ledger: a confirmed loan's hold is released and placed again at
+the new slot's price. The booking keeps its id (and so its feed UID); its ``sequence``
+rises by one on every change, and the audit log records it before and after
+(``booking.move`` when the slot or resource changes, ``booking.edit`` for the title only).
+
+Fees. A move of a confirmed loan is free while the booking's start is at least
+``FREE_CHANGE_NOTICE`` (24 h) away when the move is made; a later move pays the
+agreement's ``cancellation_fee``, as a cancellation would (agreements carry no window of
+their own). Title edits never cost anything.
+
+Approval. When the loan runs under an agreement that requires approval and the slot or
+resource changes, the booking goes back to ``pending_approval`` *with the new slot*; the
+old slot is free at once and the hold is released (the approval places a new one). A
+tentative booking stays tentative.
+
+Not moved here (409, the problem's ``code`` says why): bookings that have started or are
+over (``wrong_status``, ``started``), occurrences of a series (``series_occurrence``),
+a device and its operator (``paired_booking``), and bookings that serve a request
+(``request_booking``: its requirements are served together; re-plan the request).
+
+Locks: the resources (old and new, by id), then the booking with what its change touches
+(``services.lock_booking``), then the status is read again — the order every booking
+change takes, so two moves of one booking run one after the other and the second sees
+the first's result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.agreements.models import SharingAgreement
+from app.audit.services import record, snapshot
+from app.auth.actor import Actor
+from app.base import utcnow
+from app.bookings import backfill, rules, services
+from app.bookings.models import Booking, BookingStatus
+from app.bookings.schemas import BookingPatch
+from app.catalog.models import Resource
+from app.errors import Conflict, InvalidInput, PermissionDenied
+from app.funds import hooks
+from app.projects.models import Project
+
+FREE_CHANGE_NOTICE = timedelta(hours=24)
+"""A move made at least this long before the booking starts costs nothing."""
+
+MOVABLE = (BookingStatus.TENTATIVE, BookingStatus.PENDING_APPROVAL, BookingStatus.CONFIRMED)
+
+
+def change_booking(
+    session: Session, actor: Actor, booking_id: uuid.UUID, data: BookingPatch
+) -> Booking:
+    """Move a booking to new times or another resource, or rename it (borrower side)."""
+    booking = services.get_booking(session, actor, booking_id)
+    if not services.acts_for_project(session, actor, booking.borrower_unit_id, booking.project_id):
+        raise PermissionDenied("changing a booking needs a borrower-side role of its project")
+    target_id = data.resource_id or booking.resource_id
+    resource = _lock_resources(session, actor, booking.resource_id, target_id)
+    services.lock_booking(session, booking)
+    if booking.status not in {s.value for s in MOVABLE}:
+        raise Conflict(
+            f"the booking is {booking.status}; only tentative, pending_approval or confirmed "
+            "bookings change",
+            code="wrong_status",
+        )
+    start, end = _new_times(booking, data)
+    if (start, end, resource.id) == (booking.start, booking.end, booking.resource_id):
+        return _rename(session, actor, booking, data)
+    _check_movable(session, booking, start, end)
+    agreement = _check_new_slot(session, actor, booking, resource, start, end)
+    return _move(session, actor, booking, resource, agreement, (start, end), data)
+
+
+def _lock_resources(
+    session: Session, actor: Actor, current: uuid.UUID, target: uuid.UUID
+) -> Resource:
+    """Lock the booking's resource and the target (by id); return the target."""
+    locked: dict[uuid.UUID, Resource] = {}
+    for rid in sorted({current, target}):
+        if rid == target and target != current:
+            locked[rid] = services.visible_resource(session, actor, rid)  # 404 if hidden
+        else:
+            locked[rid] = rules.lock_resource(session, rid)
+    return locked[target]
+
+
+def _new_times(booking: Booking, data: BookingPatch) -> tuple[datetime, datetime]:
+    """``start`` alone shifts the booking (its length kept); ``end`` alone moves its end."""
+    start = data.start or booking.start
+    if data.end is not None:
+        end = data.end
+    elif data.start is not None:
+        end = data.start + (booking.end - booking.start)
+    else:
+        end = booking.end
+    if end <= start:
+        raise InvalidInput("end: must be after start", field="end")
+    return start, end
+
+
+def _check_movable(session: Session, booking: Booking, start: datetime, end: datetime) -> None:
+    """Refuse what a move cannot carry: started, series, paired and request bookings."""
+    if booking.start <= utcnow():
+        raise Conflict("the booking has started; it can no longer move", code="started")
+    if booking.series_id is not None:
+        raise Conflict(
+            "an occurrence of a series moves with the series", code="series_occurrence"
+        )
+    paired = booking.operator_for_id is not None or session.scalar(
+        select(Booking.id).where(
+            Booking.operator_for_id == booking.id,
+            Booking.status.in_([s.value for s in MOVABLE]),
+        )
+    )
+    if paired:
+        raise Conflict(
+            "a device and its operator move together: cancel and book them again",
+            code="paired_booking",
+        )
+    if booking.request_id is not None:
+        raise Conflict(
+            "the booking serves a request whose requirements are served together: "
+            "re-plan the request instead",
+            code="request_booking",
+        )
+
+
+def _check_new_slot(
+    session: Session,
+    actor: Actor,
+    booking: Booking,
+    resource: Resource,
+    start: datetime,
+    end: datetime,
+) -> SharingAgreement | None:
+    """Every rule of a new booking over the new slot, the booking itself left out."""
+    backfill.admit(
+        session, actor, resource_id=resource.id, end=end, backfill=False, field="end", detail={}
+    )
+    if start <= utcnow():
+        raise InvalidInput("start: a booking cannot move into the past", field="start")
+    project = session.get(Project, booking.project_id)
+    assert project is not None
+    if project.closed_at is not None:
+        raise Conflict("project_id: the project is closed", field="project_id")
+    services.check_project_period(project, start, end)
+    if resource.retired_at is not None:
+        raise Conflict(f"{resource.name} is retired", field="resource_id", code="retired")
+    if resource.id != booking.resource_id:
+        services.operator_for(
+            session, actor, resource, None, booking.borrower_unit_id, start.date()
+        )
+    agreement = rules.agreement_for(session, resource, booking.borrower_unit_id, start.date())
+    before, after = rules.buffers(session, resource)
+    block = (start - before, end + after)
+    exclude = [booking.id]
+    rules.check_slot(
+        session, resource, start, end, block, exclude=exclude, borrower=booking.borrower_unit_id
+    )
+    rules.check_caps(session, resource, agreement, start, end, exclude=exclude)
+    return agreement
+
+
+def move_fee(session: Session, booking: Booking, now: datetime) -> int:
+    """What moving ``booking`` at ``now`` costs: nothing inside the free window, else the
+    agreement's cancellation fee (only confirmed loans hold money to pay it from)."""
+    if booking.status != BookingStatus.CONFIRMED.value:
+        return 0
+    if booking.start - now >= FREE_CHANGE_NOTICE:
+        return 0
+    return hooks.cancellation_fee(session, booking)
+
+
+def _move(
+    session: Session,
+    actor: Actor,
+    booking: Booking,
+    resource: Resource,
+    agreement: SharingAgreement | None,
+    slot: tuple[datetime, datetime],
+    data: BookingPatch,
+) -> Booking:
+    """Release the old hold (or charge the fee from it), move, and hold the new price."""
+    before = snapshot(booking)
+    was_confirmed = booking.status == BookingStatus.CONFIRMED.value
+    fee = move_fee(session, booking, utcnow())
+    booking.status_reason = f"moved: {data.reason}" if data.reason else "moved"
+    if was_confirmed and fee > 0:
+        hooks.charge_move_fee(session, actor, booking, fee)
+    elif was_confirmed:
+        hooks.release_for(session, actor, booking)
+    needs_approval = agreement is not None and agreement.requires_approval
+    if needs_approval and booking.status != BookingStatus.TENTATIVE.value:
+        booking.status = BookingStatus.PENDING_APPROVAL.value
+    before_buf, after_buf = rules.buffers(session, resource)
+    booking.start, booking.end = slot
+    booking.block_start, booking.block_end = slot[0] - before_buf, slot[1] + after_buf
+    booking.resource_id = resource.id
+    booking.lender_unit_id = resource.unit_id
+    booking.agreement_id = agreement.id if agreement else None
+    booking.title = data.title or booking.title
+    booking.sequence += 1
+    services.insert_checked(session, resource, booking)  # flush; 23P01 becomes a 409
+    if booking.status == BookingStatus.CONFIRMED.value:
+        hooks.hold_for(session, actor, booking, resource=resource, agreement=agreement)
+    record(
+        session,
+        actor,
+        "booking.move",
+        booking,
+        unit_id=booking.lender_unit_id,
+        before=before,
+        after=snapshot(booking, fee=fee),
+        reason=data.reason,
+    )
+    return booking
+
+
+def _rename(session: Session, actor: Actor, booking: Booking, data: BookingPatch) -> Booking:
+    """A change of title only (nothing else was asked to change): no rule, no money."""
+    if data.title is None or data.title == booking.title:
+        raise InvalidInput(
+            "give at least one of start, end, resource_id, title that differs from the booking",
+            field="start",
+        )
+    before = snapshot(booking)
+    booking.title = data.title
+    booking.sequence += 1
+    session.flush()
+    record(
+        session,
+        actor,
+        "booking.edit",
+        booking,
+        unit_id=booking.lender_unit_id,
+        before=before,
+        after=snapshot(booking),
+        reason=data.reason,
+    )
+    return booking
