@@ -1,8 +1,10 @@
 """The core of the ledger: open a project's books, lock them, and write balanced entries.
 
-Every function that writes runs inside a SAVEPOINT of the caller's session and only
-``flush()``es: the caller commits (or rolls back) the transaction. Refused requests raise one
-of ``ledger.errors`` and leave nothing behind.
+Every function that writes only ``flush()``es: the caller commits (or rolls back) the
+transaction. Refused requests raise one of ``ledger.errors`` and leave nothing behind. The
+frequent writes (holds, contributions, expenses) read what they need in one statement under
+the lock (``read_books``), check everything, then insert: a refusal raises before the first
+write, so they need no SAVEPOINT; the others still write inside one.
 
 Concurrency. A write first locks the project's cash account row and holds the lock to the
 end of the transaction, so writes to one project are serialised and "is there enough cash"
@@ -249,6 +251,89 @@ def available_funds_many(
     return {r.project_id: Money(r.balance, r.currency) for r in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class Books:
+    """A project's ledger as one write needs it, read in one statement under the lock:
+    the accounts asked for that exist (cash always), the entry written earlier under the
+    write's key (None if none) and the id the new entry will take."""
+
+    ledger: Ledger
+    accounts: dict[str, AccountRef]
+    replayed: int | None
+    entry_id: int
+
+
+def read_books(
+    session: Session, project_id: uuid.UUID, specs: Iterable[AccountSpec], *, key: str
+) -> Books:
+    """Lock the project's books and read what one write needs, in one statement.
+
+    The accounts' rows are locked in id order, cash (the ledger's first account) first, as
+    ``lock_ledger`` does, so writers of one project queue on the cash row and read balances
+    current under the lock. NotFound if the project has no ledger.
+    """
+    keys = list(dict.fromkeys([CASH.key, *(s.key for s in specs)]))
+    replayed = (
+        select(Entry.id)
+        .where(Entry.ledger_id == Ledger.id, Entry.idempotency_key == key)
+        .correlate(Ledger)
+        .scalar_subquery()
+    )
+    columns = (
+        Ledger.id, Ledger.currency, Ledger.scale, Ledger.created_at, Account.key,
+        Account.id.label("account_id"), Account.kind, Account.balance,
+        replayed.label("replayed"), _next_entry_id(session).label("entry_id"),
+    )  # fmt: skip
+    rows = session.execute(
+        select(*columns)
+        .join(Account, Account.ledger_id == Ledger.id)
+        .where(Ledger.project_id == project_id, Account.key.in_(keys))
+        .order_by(Account.id)
+        .with_for_update(of=Account)
+    ).all()
+    if not rows:
+        raise NotFound(f"project {project_id} has no ledger", field="project_id")
+    first = rows[0]
+    # A detached stand-in: the write needs the ledger's id and currency, not a second read.
+    ledger = Ledger(
+        id=first.id, project_id=project_id, currency=first.currency, scale=first.scale,
+        created_at=first.created_at,
+    )  # fmt: skip
+    found = {r.key: AccountRef(r.account_id, r.key, r.kind, r.balance) for r in rows}
+    return Books(ledger, found, first.replayed, int(first.entry_id))
+
+
+def _next_entry_id(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return select(entry_ids.next_value()).scalar_subquery()
+    # SQLite: writers are serialised (BEGIN IMMEDIATE), so max + 1 is free.
+    return select(func.coalesce(func.max(Entry.id), 0) + 1).scalar_subquery()
+
+
+def complete_accounts(
+    session: Session, books: Books, specs: Iterable[AccountSpec]
+) -> dict[str, AccountRef]:
+    """``books``' accounts plus those of ``specs`` not made yet (created at zero)."""
+    missing = [s for s in specs if s.key not in books.accounts]
+    if not missing:
+        return books.accounts
+    return {**books.accounts, **accounts(session, books.ledger, missing)}
+
+
+def replayed_entry(session: Session, books: Books, digest: str) -> Entry | None:
+    """The entry written earlier under the write's key (None if none); IdempotencyConflict
+    if that request had another body."""
+    if books.replayed is None:
+        return None
+    entry = session.get_one(Entry, books.replayed)
+    if entry.request_hash != digest:
+        raise IdempotencyConflict(
+            f"idempotency key {entry.idempotency_key!r} was used with another request",
+            field="key",
+        )
+    return entry
+
+
 # ------------------------------------------------------------------------ idempotency
 
 
@@ -317,6 +402,7 @@ def write_entry(
     digest: str,
     legs: Sequence[Leg],
     effective_at: datetime,
+    entry_id: int | None = None,
     **columns: Any,
 ) -> Entry:
     """Write one balanced entry: its postings first, then the entry row (which closes it).
@@ -342,14 +428,8 @@ def write_entry(
             if ref.kind == AccountKind.CASH:
                 require_cash(ledger, ref.balance, -change)
             raise InvalidOperation(f"account {ref.key} would go below zero", field="amount")
-    entry_id = next_entry_id(session)
-    session.execute(
-        insert(Posting),
-        [
-            {"entry_id": entry_id, "account_id": acc, "amount": amount, "flow": flow}
-            for acc, amount, flow in rows
-        ],
-    )
+    if entry_id is None:
+        entry_id = next_entry_id(session)
     entry = Entry(
         id=entry_id,
         ledger_id=ledger.id,
@@ -359,6 +439,16 @@ def write_entry(
         effective_at=effective_at,
         **{"memo": "", **columns},
     )
+    # Added before anything is written, flushed after the postings: a failure here leaves
+    # nothing behind. The postings go straight to the connection (no flush of the pending
+    # entry before them: the entry row closes the entry and must come last).
     session.add(entry)
+    session.connection().execute(
+        insert(Posting.__table__),  # type: ignore[arg-type]
+        [
+            {"entry_id": entry_id, "account_id": acc, "amount": amount, "flow": flow}
+            for acc, amount, flow in rows
+        ],
+    )
     session.flush()
     return entry

@@ -27,6 +27,7 @@ from ledger.books import (
     accounts,
     check_key,
     check_money,
+    complete_accounts,
     contributions_account,
     expense_account,
     get_ledger,
@@ -34,7 +35,9 @@ from ledger.books import (
     lock_ledger,
     now_from,
     pledges_account,
+    read_books,
     replay,
+    replayed_entry,
     request_hash,
     require_cash,
     utcnow,
@@ -350,34 +353,34 @@ def record_expense(
     """Spend free cash on one or more ``(category, amount)`` lines: one entry, every leg or
     none (a bad line refuses the whole entry)."""
     check_key(key)
-    ledger = get_ledger(session, project_id)
     digest = request_hash("record_expense", {"lines": [[c, m] for c, m in lines]})
-    with session.begin_nested():
-        cash = lock_ledger(session, ledger)
-        first = replay(session, ledger, key, digest)
-        if first is not None:
-            return first
-        if not lines:
-            raise InvalidOperation("an expense needs at least one line", field="lines")
-        specs = [expense_account(category) for category, _ in lines]
-        amounts = [check_money(ledger, m, f"lines[{i}].amount") for i, (_, m) in enumerate(lines)]
-        total = sum(amounts)
-        require_cash(ledger, cash, total)
-        acc = accounts(session, ledger, [CASH, *specs])
-        legs = [Leg(acc[s.key], a, EntryKind.EXPENSE) for s, a in zip(specs, amounts, strict=True)]
-        legs.append(Leg(acc[CASH.key], -total, EntryKind.EXPENSE))
-        return write_entry(
-            session,
-            ledger,
-            kind=EntryKind.EXPENSE,
-            key=key,
-            digest=digest,
-            legs=legs,
-            effective_at=now_from(clock),
-            memo=memo,
-            actor_id=actor_id,
-            unit_id=unit_id,
-        )
+    specs = [expense_account(category) for category, _ in lines]
+    books = read_books(session, project_id, specs, key=key)  # one read, under the lock
+    first = replayed_entry(session, books, digest)
+    if first is not None:
+        return first
+    if not lines:
+        raise InvalidOperation("an expense needs at least one line", field="lines")
+    ledger = books.ledger
+    amounts = [check_money(ledger, m, f"lines[{i}].amount") for i, (_, m) in enumerate(lines)]
+    total = sum(amounts)
+    require_cash(ledger, books.accounts[CASH.key].balance, total)
+    acc = complete_accounts(session, books, specs)
+    legs = [Leg(acc[s.key], a, EntryKind.EXPENSE) for s, a in zip(specs, amounts, strict=True)]
+    legs.append(Leg(acc[CASH.key], -total, EntryKind.EXPENSE))
+    return write_entry(
+        session,
+        ledger,
+        kind=EntryKind.EXPENSE,
+        key=key,
+        digest=digest,
+        legs=legs,
+        effective_at=now_from(clock),
+        entry_id=books.entry_id,
+        memo=memo,
+        actor_id=actor_id,
+        unit_id=unit_id,
+    )
 
 
 # ----------------------------------------------------------------------------- queries
@@ -470,30 +473,29 @@ def _contribution(
     in_kind: bool,
 ) -> Entry:
     check_key(key)
-    ledger = get_ledger(session, project_id)
     kind = EntryKind.IN_KIND if in_kind else EntryKind.CONTRIBUTION
     digest = request_hash(kind, {"unit": unit_id, "amount": amount, "memo": memo})
-    with session.begin_nested():
-        lock_ledger(session, ledger)
-        first = replay(session, ledger, key, digest)
-        if first is not None:
-            return first
-        minor = check_money(ledger, amount)
-        debit = in_kind_account(unit_id) if in_kind else CASH
-        contributions = contributions_account(unit_id)
-        acc = accounts(session, ledger, [debit, contributions])
-        return write_entry(
-            session,
-            ledger,
-            kind=kind,
-            key=key,
-            digest=digest,
-            legs=[
-                Leg(acc[debit.key], minor, kind),
-                Leg(acc[contributions.key], -minor, kind),
-            ],
-            effective_at=now_from(clock),
-            memo=memo,
-            actor_id=actor_id,
-            unit_id=unit_id,
-        )
+    debit = in_kind_account(unit_id) if in_kind else CASH
+    contributions = contributions_account(unit_id)
+    books = read_books(session, project_id, [debit, contributions], key=key)
+    first = replayed_entry(session, books, digest)
+    if first is not None:
+        return first
+    minor = check_money(books.ledger, amount)
+    acc = complete_accounts(session, books, [debit, contributions])
+    return write_entry(
+        session,
+        books.ledger,
+        kind=kind,
+        key=key,
+        digest=digest,
+        legs=[
+            Leg(acc[debit.key], minor, kind),
+            Leg(acc[contributions.key], -minor, kind),
+        ],
+        effective_at=now_from(clock),
+        entry_id=books.entry_id,
+        memo=memo,
+        actor_id=actor_id,
+        unit_id=unit_id,
+    )

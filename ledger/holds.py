@@ -30,7 +30,9 @@ from ledger.books import (
     get_ledger,
     lock_ledger,
     now_from,
+    read_books,
     replay,
+    replayed_entry,
     request_hash,
     require_cash,
     usage_account,
@@ -67,7 +69,6 @@ def place_hold(
     """Reserve ``amount`` of the project's cash for ``reference`` (e.g. a booking id) until
     ``deadline``. InsufficientFunds (with the shortfall) if the project cannot afford it."""
     check_key(key)
-    ledger = get_ledger(session, project_id)
     digest = request_hash(
         "place_hold",
         {
@@ -75,50 +76,47 @@ def place_hold(
             "lender": lender_unit_id, "borrower": borrower_unit_id, "category": category,
         },
     )  # fmt: skip
-    with session.begin_nested():
-        cash = lock_ledger(session, ledger)
-        first = replay(session, ledger, key, digest)
-        if first is not None:
-            return session.get_one(Hold, first.hold_id)
-        minor = check_money(ledger, amount)
-        now = now_from(clock)
-        if deadline.tzinfo is None or deadline <= now:
-            raise InvalidOperation(
-                "the deadline must be a future, aware datetime", field="deadline"
-            )
-        if not reference or len(reference) > 200:
-            raise InvalidOperation("reference must be 1 to 200 characters", field="reference")
-        usage = usage_account(lender_unit_id, borrower_unit_id, category)  # validates category
-        require_cash(ledger, cash, minor)
-        hold = Hold(
-            ledger_id=ledger.id,
-            reference=reference,
-            amount=minor,
-            deadline=deadline,
-            lender_unit_id=lender_unit_id,
-            borrower_unit_id=borrower_unit_id,
-            category=usage.category,
-            created_at=now,
-        )
-        session.add(hold)
-        session.flush()
-        acc = accounts(session, ledger, [CASH, HELD])
-        write_entry(
-            session,
-            ledger,
-            kind=EntryKind.HOLD,
-            key=key,
-            digest=digest,
-            legs=[
-                Leg(acc[HELD.key], minor, EntryKind.HOLD),
-                Leg(acc[CASH.key], -minor, EntryKind.HOLD),
-            ],
-            effective_at=now,
-            memo=memo,
-            actor_id=actor_id,
-            unit_id=lender_unit_id,
-            hold_id=hold.id,
-        )
+    # One read under the lock, every check, then the inserts: a refusal raises before the
+    # first write, so no savepoint is needed (a database error mid-way is the caller's to
+    # roll back, as any database error is).
+    books = read_books(session, project_id, [HELD], key=key)
+    first = replayed_entry(session, books, digest)
+    if first is not None:
+        return session.get_one(Hold, first.hold_id)
+    ledger = books.ledger
+    minor = check_money(ledger, amount)
+    now = now_from(clock)
+    if deadline.tzinfo is None or deadline <= now:
+        raise InvalidOperation("the deadline must be a future, aware datetime", field="deadline")
+    if not reference or len(reference) > 200:
+        raise InvalidOperation("reference must be 1 to 200 characters", field="reference")
+    usage = usage_account(lender_unit_id, borrower_unit_id, category)  # validates category
+    acc = books.accounts
+    require_cash(ledger, acc[CASH.key].balance, minor)
+    hold = Hold(
+        ledger_id=ledger.id, reference=reference, amount=minor, deadline=deadline,
+        lender_unit_id=lender_unit_id, borrower_unit_id=borrower_unit_id,
+        category=usage.category, created_at=now,
+    )  # fmt: skip
+    session.add(hold)
+    session.flush()
+    write_entry(
+        session,
+        ledger,
+        kind=EntryKind.HOLD,
+        key=key,
+        digest=digest,
+        legs=[
+            Leg(acc[HELD.key], minor, EntryKind.HOLD),
+            Leg(acc[CASH.key], -minor, EntryKind.HOLD),
+        ],
+        effective_at=now,
+        entry_id=books.entry_id,
+        memo=memo,
+        actor_id=actor_id,
+        unit_id=lender_unit_id,
+        hold_id=hold.id,
+    )
     return hold
 
 

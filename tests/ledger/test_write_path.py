@@ -1,0 +1,94 @@
+"""The frequent writes cost one read under the lock and their inserts, and a refusal among
+them leaves nothing behind although they run without a savepoint."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session
+
+from ledger import available_funds, contribute, place_hold, record_expense
+from ledger.errors import IdempotencyConflict, InsufficientFunds
+from ledger.models import Account, Hold, Posting
+from tests.ledger.conftest import FakeClock, check_books, eur, new_project
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
+            seen.append(statement.lstrip().split(None, 2)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _hold(session: Session, project: uuid.UUID, clock: FakeClock, cents: int, key: str) -> Hold:
+    return place_hold(
+        session, project, eur(cents), key=key, reference=key,
+        deadline=clock.now + timedelta(days=1), lender_unit_id=uuid.UUID(int=7), clock=clock,
+    )  # fmt: skip
+
+
+def test_a_hold_is_one_read_and_three_inserts(
+    engine: Engine, session: Session, clock: FakeClock
+) -> None:
+    project = new_project(session, clock=clock)
+    contribute(session, project, uuid.UUID(int=1), eur(10_000), key="fund", clock=clock)
+    session.commit()
+    with _statements(engine) as seen:
+        hold = _hold(session, project, clock, 4_000, "h1")
+    assert seen == ["SELECT", "INSERT", "INSERT", "INSERT"], seen
+    session.commit()
+    assert hold.id is not None and available_funds(session, project) == eur(6_000)
+    # the retry replays the first hold, and the key with another body is refused
+    assert _hold(session, project, clock, 4_000, "h1").id == hold.id
+    with pytest.raises(IdempotencyConflict):
+        _hold(session, project, clock, 4_001, "h1")
+    session.rollback()
+    check_books(session)
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        lambda s, p, c: _hold(s, p, c, 20_000, "h-big"),
+        lambda s, p, c: record_expense(s, p, [("new-category", eur(20_000))], key="x", clock=c),
+    ],
+    ids=["hold", "expense"],
+)
+def test_a_refused_write_leaves_nothing_and_the_session_carries_on(
+    engine: Engine,
+    session: Session,
+    clock: FakeClock,
+    refused: Callable[[Session, uuid.UUID, FakeClock], object],
+) -> None:
+    project = new_project(session, clock=clock)
+    contribute(session, project, uuid.UUID(int=1), eur(10_000), key="fund", clock=clock)
+    session.commit()
+    counts = (
+        session.scalar(select(func.count()).select_from(Posting)),
+        session.scalar(select(func.count()).select_from(Hold)),
+        session.scalar(select(func.count()).select_from(Account)),
+    )
+    with _statements(engine) as seen, pytest.raises(InsufficientFunds):
+        refused(session, project, clock)
+    assert seen == ["SELECT"], seen  # refused on the one read, before any write
+    _hold(session, project, clock, 3_000, "h-small")  # same transaction, no rollback
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(Posting)) == counts[0] + 2
+    assert session.scalar(select(func.count()).select_from(Hold)) == counts[1] + 1
+    assert session.scalar(select(func.count()).select_from(Account)) == counts[2]
+    assert available_funds(session, project) == eur(7_000)
+    check_books(session)
