@@ -39,7 +39,8 @@ from app.problems import PROBLEM_JSON, RETRY_AFTER_SECONDS, Problem
 
 log = logging.getLogger("copool")
 
-UNCOUNTED_PATHS = frozenset({"/health"})
+UNCOUNTED_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+"""Never refused: liveness, readiness and metrics must answer while the worker is busy."""
 
 
 def _answer(status: int, title: str, detail: str, *extra: tuple[bytes, bytes]) -> tuple[

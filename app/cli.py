@@ -63,7 +63,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API with uvicorn."""
     import uvicorn
 
+    from app.ops import multiproc
+
     settings = get_settings()
+    multiproc.prepare()  # before the workers start: /metrics sums every worker's
     uvicorn.run(
         "app.main:app_factory",
         factory=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +50,10 @@ from app.headers import security_headers
 from app.hygiene import RejectNul, allow_every_method, forbid_unknown_fields
 from app.jobs.controllers import AdminJobController
 from app.jobs.enqueue import job_queue
+from app.ops import logs
+from app.ops.health import ROUTES as OPS_ROUTES
+from app.ops.metrics import Metrics
+from app.ops.observe import ObservedRequests
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController, ProjectInvitationController
 from app.settings import Settings, get_settings
@@ -108,7 +111,7 @@ async def _widen_thread_pools() -> None:
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app for ``settings`` (from the environment when not given)."""
     settings = settings or get_settings()
-    logging.getLogger("copool").setLevel(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     engine = make_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     gate = make_gate(settings.max_in_flight, engine, WORKER_THREADS)
     throttle = make_throttle(engine, settings)
+    metrics = Metrics(engine)
 
     def provide_settings() -> Settings:
         return settings
@@ -135,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             health,
+            *OPS_ROUTES,
             UnitController,
             UserController,
             ApiKeyController,
@@ -185,7 +190,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=settings.debug,
         on_startup=[_widen_thread_pools, forbid_unknown_fields, lambda: jobs.start()],
-        on_shutdown=[lambda: jobs.stop()],
+        on_shutdown=[lambda: jobs.stop(), metrics.close],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -194,6 +199,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.throttle = throttle
     install_gate(app, gate)  # in front of routing: a refused request costs nothing else
     app.state.jobs = jobs
+    app.state.metrics = metrics
+    app.state.read_engine = db.read_engine
+    # outermost: every request gets its id and is counted, the gate's refusals too
+    app.asgi_handler = ObservedRequests(app.asgi_handler, metrics)
     return app
 
 

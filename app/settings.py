@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     """Number of app worker processes (use more than one only with PostgreSQL)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the service's own loggers."""
+    log_format: Literal["json", "text"] = "text"
+    """Log lines as text or as one JSON object each, with the request id (``app.ops.logs``)."""
     debug: bool = False
     """Litestar debug mode: tracebacks in error answers. Never in production."""
     db_pool_size: int = Field(default=10, ge=1, le=200)

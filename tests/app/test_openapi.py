@@ -35,6 +35,8 @@ from app.units.models import Unit
 MAX_EXAMPLES = 8
 """Examples per operation: enough to hit each documented status, small enough to run fast."""
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+NOT_FUZZED = {"/health/ready"}
+"""Its 503 is the right answer here on PostgreSQL (no copool worker runs): tests/app/test_ops.py."""
 
 
 def _ids(app: Litestar, admin_token: str) -> dict[str, list[uuid.UUID]]:
@@ -90,6 +92,8 @@ def test_api_conforms_to_its_schema(module_app: Litestar, demo: dict[str, Any]) 
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.path in NOT_FUZZED:
+            continue
         operations += 1
 
         @given(case=operation.as_strategy())
