@@ -56,6 +56,7 @@ from app.ops.metrics import Metrics
 from app.ops.observe import ObservedRequests
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController, ProjectInvitationController
+from app.reports.controllers import ReportController
 from app.settings import Settings, get_settings
 from app.throttle import ThrottleMiddleware, make_throttle
 from app.units.controllers import UnitController
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProjectFundsController,
             PledgeController,
             UnitFundsController,
+            ReportController,
             FeedSubscriptionController,
             calendar_feed,
             BusyImportController,

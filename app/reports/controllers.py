@@ -1,0 +1,102 @@
+"""HTTP routes of the reports: JSON by default, CSV with ``?format=csv`` or ``Accept: text/csv``.
+
+Both carry the same columns in the same order. The period is ``from``–``to`` (dates,
+both days included, UTC), at most ``COPOOL_MAX_RANGE_DAYS`` long.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response
+from litestar.params import QueryParameter
+from sqlalchemy.orm import Session
+
+from app.auth.actor import Actor
+from app.catalog.models import ResourceKind
+from app.problems import LIST, READ
+from app.reports import utilisation
+from app.reports.schemas import Report
+from app.reports.scope import Grouping, ReportFilter, check_period, check_visible
+from app.routing import get
+
+AnyRequest = Request[Any, Any, Any]
+From = Annotated[date, QueryParameter(name="from", description="First day of the period (UTC)")]
+To = Annotated[date, QueryParameter(name="to", description="Last day of the period, included")]
+CSV = "text/csv"
+ANSWERS = {**READ, **LIST}
+
+
+class Format(StrEnum):
+    """The answer's format; without it, ``Accept: text/csv`` asks for CSV."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+class Level(StrEnum):
+    """What one utilisation row covers."""
+
+    RESOURCE = "resource"
+    TYPE = "type"
+    UNIT = "unit"
+
+
+def _answer(request: AnyRequest, report: Report, fmt: Format | None) -> Response[Any]:
+    wants_csv = fmt is Format.CSV or (fmt is None and CSV in request.headers.get("accept", ""))
+    if wants_csv:
+        return Response(
+            report.to_csv(),
+            media_type=CSV,
+            headers={"Content-Disposition": f'attachment; filename="{report.name}.csv"'},
+        )
+    return Response(report.model_dump(mode="json"))
+
+
+def _filters(request: AnyRequest, db_session: Session, actor: Actor, **values: Any) -> ReportFilter:
+    check_period(
+        values["period_from"], values["period_to"], request.app.state.settings.max_range_days
+    )
+    filters = ReportFilter(**values)
+    check_visible(db_session, actor, filters)
+    return filters
+
+
+class ReportController(Controller):
+    """Oversight reports: admins and auditors see every unit, anybody else their own."""
+
+    path = "/reports"
+    tags = ["reports"]
+
+    @get("/utilisation", responses=ANSWERS, summary="Booked / available working hours")
+    def utilisation(
+        self,
+        request: AnyRequest,
+        actor: Actor,
+        db_session: Session,
+        period_from: From,
+        period_to: To,
+        unit_id: uuid.UUID | None = None,
+        project_id: uuid.UUID | None = None,
+        kind: ResourceKind | None = None,
+        device_type_id: uuid.UUID | None = None,
+        group: Grouping = Grouping.MONTH,
+        by: Level = Level.RESOURCE,
+        format: Format | None = None,
+    ) -> Response[Any]:
+        filters = _filters(
+            request,
+            db_session,
+            actor,
+            period_from=period_from,
+            period_to=period_to,
+            unit_id=unit_id,
+            project_id=project_id,
+            kind=kind.value if kind else None,
+            device_type_id=device_type_id,
+            group=group,
+        )
+        return _answer(request, utilisation.report(db_session, actor, filters, by.value), format)

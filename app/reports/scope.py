@@ -1,0 +1,107 @@
+"""A report's filters and who may see what: the visibility rules of bookings and projects.
+
+Admins and auditors see every unit; anybody else sees their own unit's data (resources,
+requests) and the loans their unit lends or borrows: the rule of ``GET /bookings``.
+A unit or project filter the caller may not see answers 404, as elsewhere in the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy.orm import Session
+
+from app.auth.actor import Actor
+from app.bookings.models import Booking
+from app.errors import InvalidInput, NotFound
+from app.projects.services import get_project
+from app.units.models import Unit
+
+
+class Grouping(StrEnum):
+    """Calendar buckets of a report over time (UTC; weeks start on Monday)."""
+
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    """A report's filters, checked: the period is ``[start, end)`` in UTC."""
+
+    period_from: date
+    period_to: date
+    """The last day included."""
+    unit_id: uuid.UUID | None = None
+    project_id: uuid.UUID | None = None
+    kind: str | None = None
+    device_type_id: uuid.UUID | None = None
+    group: Grouping = Grouping.MONTH
+
+    @property
+    def start(self) -> datetime:
+        """The first instant of the period (UTC midnight of ``period_from``)."""
+        return datetime.combine(self.period_from, time(0), UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The instant after the period (UTC midnight after ``period_to``)."""
+        return datetime.combine(self.period_to + timedelta(days=1), time(0), UTC)
+
+
+def check_period(period_from: date, period_to: date, max_days: int) -> None:
+    """Refuse an inverted or over-long period, naming the field."""
+    if period_to < period_from:
+        raise InvalidInput("to: must not be before from", field="to")
+    if (period_to - period_from).days + 1 > max_days:
+        raise InvalidInput(f"to: the period spans at most {max_days} days", field="to")
+
+
+def check_visible(session: Session, actor: Actor, filters: ReportFilter) -> None:
+    """404 for a unit or project filter the actor may not see."""
+    if filters.unit_id is not None:
+        if session.get(Unit, filters.unit_id) is None:
+            raise NotFound("no such unit")
+        if not actor.sees_everything and filters.unit_id != actor.unit_id:
+            raise NotFound("no such unit")
+    if filters.project_id is not None:
+        get_project(session, actor, filters.project_id)
+
+
+def unit_scope(actor: Actor, filters: ReportFilter) -> uuid.UUID | None:
+    """The one unit whose data the report covers, or None for every unit."""
+    if filters.unit_id is not None:
+        return filters.unit_id
+    return None if actor.sees_everything else actor.unit_id
+
+
+def visible_bookings(actor: Actor, filters: ReportFilter) -> ColumnElement[bool]:
+    """SQL: bookings the actor's unit (or the filtered unit) lends or borrows."""
+    unit = unit_scope(actor, filters)
+    if unit is None:
+        return true()
+    return or_(Booking.borrower_unit_id == unit, Booking.lender_unit_id == unit)
+
+
+def unit_names(session: Session) -> dict[uuid.UUID, str]:
+    """Every unit's code, for labelling rows."""
+    return {uid: code for uid, code in session.execute(select(Unit.id, Unit.code))}
+
+
+def buckets(filters: ReportFilter) -> list[tuple[datetime, datetime]]:
+    """The period cut into weeks or months (the first and last clipped to the period)."""
+    out: list[tuple[datetime, datetime]] = []
+    cursor = filters.start
+    while cursor < filters.end:
+        if filters.group is Grouping.WEEK:
+            nxt = datetime.combine(cursor.date() - timedelta(days=cursor.weekday()), time(0), UTC)
+            nxt += timedelta(days=7)
+        else:
+            nxt = datetime(cursor.year + (cursor.month == 12), cursor.month % 12 + 1, 1, tzinfo=UTC)
+        out.append((cursor, min(nxt, filters.end)))
+        cursor = nxt
+    return out

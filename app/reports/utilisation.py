@@ -1,0 +1,204 @@
+"""Utilisation: booked hours over available working hours, per resource, type or unit.
+
+Available time is the resource's working hours (``app.bookings.availability``, the
+calendar code the booking engine uses) minus its leave, maintenance and imported busy
+time (``app.bookings.rules.unavailable_periods``). Booked time is the live bookings'
+``[start, end)`` clipped to each week or month, summed in SQL. Non-admins see their own
+unit's resources (every booking on them, loans out included).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from app.auth.actor import Actor
+from app.base import DateTimeUTC
+from app.bookings.availability import (
+    Interval,
+    intersect,
+    subtract,
+    total_minutes,
+    working_intervals,
+)
+from app.bookings.models import LIVE_STATUSES, Booking
+from app.bookings.rules import unavailable_periods
+from app.catalog.models import DeviceType, Resource
+from app.reports.schemas import Report
+from app.reports.scope import ReportFilter, buckets, unit_names, unit_scope
+
+COLUMNS = [
+    "bucket_start",
+    "group",
+    "group_id",
+    "resources",
+    "booked_minutes",
+    "available_minutes",
+    "utilisation",
+]
+LEVELS = ("resource", "type", "unit")
+
+
+@dataclass(slots=True)
+class _Resource:
+    id: uuid.UUID
+    name: str
+    unit_id: uuid.UUID
+    type_name: str
+    hours: dict[str, list[list[str]]] | None
+    zone: str
+
+
+def report(session: Session, actor: Actor, filters: ReportFilter, by: str = "resource") -> Report:
+    """Booked / available minutes per ``by`` (resource, type or unit) and week or month."""
+    resources = _resources(session, actor, filters)
+    spans = buckets(filters)
+    booked = _booked(session, filters, spans, [r.id for r in resources]) if resources else {}
+    available = _available(session, filters, spans, resources)
+    units = unit_names(session)
+    totals: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in resources:
+        key = {
+            "resource": (str(r.id), r.name),
+            "type": (r.type_name, r.type_name),
+            "unit": (str(r.unit_id), units.get(r.unit_id, "")),
+        }[by]
+        for i in range(len(spans)):
+            t = totals[(i, key[1], key[0])]
+            t[0] += 1
+            t[1] += booked.get((r.id, i), 0)
+            t[2] += available[(r.id, i)]
+    rows = [
+        {
+            "bucket_start": spans[i][0].date().isoformat(),
+            "group": name,
+            "group_id": gid,
+            "resources": n,
+            "booked_minutes": b,
+            "available_minutes": a,
+            "utilisation": round(b / a, 4) if a else None,
+        }
+        for (i, name, gid), (n, b, a) in sorted(totals.items())
+    ]
+    return Report(
+        name=f"utilisation_by_{by}",
+        period_from=filters.period_from,
+        period_to=filters.period_to,
+        columns=COLUMNS,
+        rows=rows,
+    )
+
+
+def _resources(session: Session, actor: Actor, filters: ReportFilter) -> list[_Resource]:
+    query = (
+        select(
+            Resource.id,
+            Resource.name,
+            Resource.unit_id,
+            Resource.kind,
+            DeviceType.name,
+            Resource.working_hours,
+            Resource.time_zone,
+        )
+        .outerjoin(DeviceType, DeviceType.id == Resource.device_type_id)
+        .where(or_(Resource.retired_at.is_(None), Resource.retired_at > filters.start))
+    )
+    unit = unit_scope(actor, filters)
+    if unit is not None:
+        query = query.where(Resource.unit_id == unit)
+    if filters.kind is not None:
+        query = query.where(Resource.kind == filters.kind)
+    if filters.device_type_id is not None:
+        query = query.where(Resource.device_type_id == filters.device_type_id)
+    return [
+        _Resource(rid, name, uid, type_name or kind, hours, zone)
+        for rid, name, uid, kind, type_name, hours, zone in session.execute(query)
+    ]
+
+
+def _seconds(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    """SQL: seconds from ``start`` to ``end`` on either engine."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def _clip(session: Session, a: Any, b: Any, *, upper: bool) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.least(a, b) if upper else func.greatest(a, b)
+    return func.min(a, b) if upper else func.max(a, b)
+
+
+def _bucket_table(spans: list[Interval]) -> Any:
+    kind = DateTimeUTC(timezone=True)
+    parts: list[Any] = [
+        select(literal(i).label("i"), literal(s, kind).label("bs"), literal(e, kind).label("be"))
+        for i, (s, e) in enumerate(spans)
+    ]
+    return union_all(*parts).subquery("buckets") if len(parts) > 1 else parts[0].subquery("buckets")
+
+
+def _booked(
+    session: Session, filters: ReportFilter, spans: list[Interval], ids: list[uuid.UUID]
+) -> dict[tuple[uuid.UUID, int], int]:
+    """Minutes of live bookings per (resource, bucket), clipped to the bucket, in SQL."""
+    b = _bucket_table(spans)
+    start = _clip(session, Booking.start, b.c.bs, upper=False)
+    end = _clip(session, Booking.end, b.c.be, upper=True)
+    query = (
+        select(Booking.resource_id, b.c.i, func.sum(_seconds(session, start, end)))
+        .join(b, and_(Booking.start < b.c.be, Booking.end > b.c.bs))
+        .where(
+            Booking.status.in_(LIVE_STATUSES),
+            Booking.start < filters.end,
+            Booking.end > filters.start,
+        )
+        .group_by(Booking.resource_id, b.c.i)
+    )
+    if len(ids) < 2000:
+        query = query.where(Booking.resource_id.in_(ids))
+    if filters.project_id is not None:
+        query = query.where(Booking.project_id == filters.project_id)
+    wanted = set(ids)
+    return {
+        (rid, i): round(float(seconds) / 60)
+        for rid, i, seconds in session.execute(query)
+        if rid in wanted
+    }
+
+
+def _available(
+    session: Session, filters: ReportFilter, spans: list[Interval], resources: list[_Resource]
+) -> dict[tuple[uuid.UUID, int], int]:
+    """Working minutes less leave and blackouts per (resource, bucket).
+
+    Working time is computed once per distinct calendar (hours and zone), which many
+    resources share; only a resource with unavailability gets its own subtraction.
+    """
+    away = unavailable_periods(session, [r.id for r in resources], filters.start, filters.end)
+    calendars: dict[tuple[str, str], list[list[Interval]]] = {}
+    out: dict[tuple[uuid.UUID, int], int] = {}
+    for r in resources:
+        key = (json.dumps(r.hours, sort_keys=True), r.zone)
+        if key not in calendars:
+            calendars[key] = [working_intervals(r.hours, r.zone, s, e) for s, e in spans]
+        for i, working in enumerate(calendars[key]):
+            gone = away.get(r.id)
+            if gone:
+                working = subtract(working, intersect(working, _clipped(gone, spans[i])))
+            out[(r.id, i)] = total_minutes(working)
+    return out
+
+
+def _clipped(periods: list[Interval], span: tuple[datetime, datetime]) -> list[Interval]:
+    return [(max(s, span[0]), min(e, span[1])) for s, e in periods if s < span[1] and e > span[0]]
+
+
+__all__ = ["COLUMNS", "LEVELS", "report"]
