@@ -7,6 +7,7 @@ CopoolError
 ├── InvalidInput        a value breaks a domain rule (names the field)
 │   └── Unprocessable   well-formed input the rules cannot carry out as asked (422)
 ├── Conflict            the change clashes with the current state (duplicate, overlap, retired)
+├── PreconditionFailed  an If-Match names a version the object no longer has
 ├── IdempotencyMismatch the same Idempotency-Key was sent with another request
 └── Busy                the database is locked for longer than the configured timeout
 """
@@ -63,6 +64,12 @@ class Conflict(CopoolError):
     """The change clashes with the current state of the data."""
 
     title = "Conflict"
+
+
+class PreconditionFailed(CopoolError):
+    """An ``If-Match`` names a version the object no longer has: it changed since it was read."""
+
+    title = "Precondition failed"
 
 
 class IdempotencyMismatch(CopoolError):

@@ -30,6 +30,7 @@ STATUS: dict[type[errors.CopoolError], int] = {
     errors.Unprocessable: 422,  # before its base class: the first match wins
     errors.InvalidInput: 400,
     errors.Conflict: 409,
+    errors.PreconditionFailed: 412,
     errors.IdempotencyMismatch: 422,
     errors.Busy: 503,
 }
@@ -177,6 +178,7 @@ _DESCRIPTIONS = {
     403: "The caller's roles do not allow this",
     404: "No such object, or not visible to the caller",
     409: "Conflicts with the current state",
+    412: "The `If-Match` names a version the object no longer has: read it again",
     422: "Idempotency-Key reused with a different request, or input the rules cannot "
     "carry out as asked (e.g. `operator_required`); the problem names the field",
     429: "Too many failed authentications from this address, or writes with this key; "

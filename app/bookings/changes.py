@@ -25,7 +25,8 @@ a device and its operator (``paired_booking``), and bookings that serve a reques
 Locks: the resources (old and new, by id), then the booking with what its change touches
 (``services.lock_booking``), then the status is read again — the order every booking
 change takes, so two moves of one booking run one after the other and the second sees
-the first's result.
+the first's result. A caller who sends ``If-Match`` with the ``ETag`` it read (GET or a
+previous PATCH) gets 412 ``version_changed`` instead when the booking changed meanwhile.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from app.bookings import backfill, rules, services
 from app.bookings.models import Booking, BookingStatus
 from app.bookings.schemas import BookingPatch
 from app.catalog.models import Resource
-from app.errors import Conflict, InvalidInput, PermissionDenied
+from app.errors import Conflict, InvalidInput, PermissionDenied, PreconditionFailed
 from app.funds import hooks
 from app.projects.models import Project
 
@@ -54,16 +55,42 @@ FREE_CHANGE_NOTICE = timedelta(hours=24)
 MOVABLE = (BookingStatus.TENTATIVE, BookingStatus.PENDING_APPROVAL, BookingStatus.CONFIRMED)
 
 
+def etag_of(booking: Booking) -> str:
+    """The booking's version as a strong ETag: id and ``sequence`` (which every change of
+    time, resource, title or status raises)."""
+    return f'"{booking.id}.{booking.sequence}"'
+
+
+def _check_version(booking: Booking, if_match: str | None) -> None:
+    """412 when ``If-Match`` is given and names none of the booking's current version."""
+    if if_match is None:
+        return
+    wanted = {tag.strip() for tag in if_match.split(",")}
+    if "*" not in wanted and etag_of(booking) not in wanted:
+        raise PreconditionFailed(
+            f"If-Match: the booking changed since it was read; it is now {etag_of(booking)}",
+            field="If-Match",
+            code="version_changed",
+            etag=etag_of(booking),
+        )
+
+
 def change_booking(
-    session: Session, actor: Actor, booking_id: uuid.UUID, data: BookingPatch
+    session: Session,
+    actor: Actor,
+    booking_id: uuid.UUID,
+    data: BookingPatch,
+    if_match: str | None = None,
 ) -> Booking:
-    """Move a booking to new times or another resource, or rename it (borrower side)."""
+    """Move a booking to new times or another resource, or rename it (borrower side);
+    with ``if_match``, only if it is still the version the caller read."""
     booking = services.get_booking(session, actor, booking_id)
     if not services.acts_for_project(session, actor, booking.borrower_unit_id, booking.project_id):
         raise PermissionDenied("changing a booking needs a borrower-side role of its project")
     target_id = data.resource_id or booking.resource_id
     resource = _lock_resources(session, actor, booking.resource_id, target_id)
     services.lock_booking(session, booking)
+    _check_version(booking, if_match)
     if booking.status not in {s.value for s in MOVABLE}:
         raise Conflict(
             f"the booking is {booking.status}; only tentative, pending_approval or confirmed "

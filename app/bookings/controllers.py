@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from litestar import Controller
+from litestar import Controller, Response
 from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ from app.bookings.schemas import (
     SlotRead,
 )
 from app.pagination import Instant, Limit, Offset, OptionalInstant, page
-from app.problems import LIST, READ, WRITE
+from app.problems import LIST, READ, WRITE, problems
 from app.routing import get, patch, post
 from app.schemas import Page, aware, check_span
 
@@ -79,13 +79,20 @@ class BookingController(Controller):
         rows, total = services.list_bookings(db_session, actor, filters, limit=limit, offset=offset)
         return page(BookingRead, rows, total, limit, offset)
 
-    @get("/{booking_id:uuid}", responses=READ, summary="One booking")
-    def get_booking(self, actor: Actor, db_session: Session, booking_id: uuid.UUID) -> BookingRead:
-        return BookingRead.model_validate(services.get_booking(db_session, actor, booking_id))
+    @get(
+        "/{booking_id:uuid}",
+        responses=READ,
+        summary="One booking",
+        description="The `ETag` header is the booking's version; send it as `If-Match` "
+        "with a PATCH to change only what was read.",
+    )
+    def get_booking(
+        self, actor: Actor, db_session: Session, booking_id: uuid.UUID
+    ) -> Response[BookingRead]:
+        return _with_etag(services.get_booking(db_session, actor, booking_id))
 
     @patch(
         "/{booking_id:uuid}",
-        responses=WRITE,
         summary="Move or edit a booking (borrower): same id, SEQUENCE + 1",
         description=(
             "Changes start/end, resource or title under every rule of a new booking, in one "
@@ -96,14 +103,23 @@ class BookingController(Controller):
             "agreement that requires approval a moved loan goes back to `pending_approval` "
             "with the new slot (the old one is freed). 409 `overlap` (nothing changed), "
             "`wrong_status`, `started`, `series_occurrence`, `paired_booking`, "
-            "`request_booking`."
+            "`request_booking`; 412 `version_changed` when `If-Match` names an older ETag."
         ),
+        responses={**WRITE, **problems(412)},
     )
     def change_booking(
-        self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: BookingPatch
-    ) -> BookingRead:
-        booking = changes.change_booking(db_session, actor, booking_id, data)
-        return BookingRead.model_validate(booking)
+        self,
+        actor: Actor,
+        db_session: Session,
+        booking_id: uuid.UUID,
+        data: BookingPatch,
+        if_match: Annotated[
+            str | None,
+            Parameter(header="If-Match", description="The ETag read; 412 if it changed since"),
+        ] = None,
+    ) -> Response[BookingRead]:
+        booking = changes.change_booking(db_session, actor, booking_id, data, if_match)
+        return _with_etag(booking)
 
     @post(
         "/{booking_id:uuid}/approve",
@@ -182,6 +198,13 @@ class BookingController(Controller):
     )
     def release(self, actor: Actor, db_session: Session, booking_id: uuid.UUID) -> BookingRead:
         return BookingRead.model_validate(services.release_no_show(db_session, actor, booking_id))
+
+
+def _with_etag(booking: Booking) -> Response[BookingRead]:
+    """The booking, with its version as the ``ETag`` header."""
+    return Response(
+        BookingRead.model_validate(booking), headers={"ETag": changes.etag_of(booking)}
+    )
 
 
 class SeriesController(Controller):

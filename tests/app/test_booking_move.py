@@ -251,6 +251,29 @@ def test_bad_input_is_400_naming_the_field_and_others_may_not_move_it(client, wo
     assert late.status_code == 409 and late.json()["code"] == "wrong_status"
 
 
+def test_if_match_moves_only_the_version_that_was_read(client, world):
+    w = build(world)
+    day = monday()
+    booked = book(client, w, at(day, 10), at(day, 12))
+    url = f"/bookings/{booked['id']}"
+    read = client.get(url, headers=w.requester)
+    etag = read.headers["etag"]
+    moved = client.patch(url, json={"start": at(day, 11)}, headers={**w.requester, "If-Match": etag})
+    assert moved.status_code == 200, moved.text
+    assert moved.headers["etag"] != etag
+    assert moved.headers["etag"] == client.get(url, headers=w.requester).headers["etag"]
+    stale = client.patch(url, json={"start": at(day, 13)}, headers={**w.requester, "If-Match": etag})
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["code"] == "version_changed"
+    assert stale.json()["field"] == "If-Match"
+    now = client.get(url, headers=w.requester).json()
+    assert (now["start"], now["sequence"]) == (moved.json()["start"], moved.json()["sequence"])
+    fresh = client.patch(
+        url, json={"start": at(day, 13)}, headers={**w.requester, "If-Match": moved.headers["etag"]}
+    )
+    assert fresh.status_code == 200, fresh.text
+
+
 def test_a_title_edit_raises_sequence_without_touching_money(client, world):
     w = build(world)
     day = monday()
@@ -338,7 +361,9 @@ def test_a_moved_loan_under_approval_waits_again_with_the_new_slot(client, world
 
 
 def _patch_together(base: str, jobs: list[tuple[str, dict[str, Any]]], headers: dict[str, str]
-                    ) -> list[httpx.Response]:
+                    , if_match: str | None = None) -> list[httpx.Response]:
+    if if_match is not None:
+        headers = {**headers, "If-Match": if_match}
     clients = [httpx.Client(timeout=60) for _ in jobs]
     try:
         answers = together(
@@ -375,14 +400,24 @@ def test_racing_moves_end_consistent(client, world, db_url, tmp_path):
             base, [(one["id"], {"start": at(day, 11)}), (other["id"], {"start": at(day, 11)})],
             w.requester,
         )
-    codes = sorted(a.status_code for a in answers)
-    assert codes == [200, 409], [a.text for a in answers]
-    loser = next(a for a in answers if a.status_code == 409)
-    assert loser.json()["code"] == "overlap"
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200, 409], [a.text for a in answers]
+        loser = next(a for a in answers if a.status_code == 409)
+        assert loser.json()["code"] == "overlap"
+        # two moves of one booking from the same read (If-Match): the second is told 412
+        read = client.get(f"/bookings/{other['id']}", headers=w.requester)
+        answers = _patch_together(
+            base, [(other["id"], {"start": at(day, 14)}), (other["id"], {"start": at(day, 16)})],
+            w.requester, if_match=read.headers["etag"],
+        )
+    assert sorted(a.status_code for a in answers) == [200, 412], [a.text for a in answers]
+    won = next(a for a in answers if a.status_code == 200)
+    final = client.get(f"/bookings/{other['id']}", headers=w.requester).json()
+    assert final["start"] == won.json()["start"]
     with world.session() as s:
         moves = s.scalars(
             select(AuditEvent).where(AuditEvent.action == "booking.move")
         ).all()
-        assert len(moves) == 3
+        assert len(moves) == 4
     for booking in (one, other):
         assert [s for s, _ in holds(world, booking["id"])].count("pending") == 1
