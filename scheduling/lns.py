@@ -79,14 +79,16 @@ def improve(prep: Prepared, occ: Occupancy, options: SolveOptions) -> tuple[Occu
     )
     # Requests the relaxation serves are the likelier ones to fit: seed from them more often.
     search.weights = {r: w * (GUIDE if r in chosen else 1) for r, w in search.weights.items()}
-    options.report("bound", sum(inst.requests[r].weight for r in occ.placed), bound)
+    weight = sum(inst.requests[r].weight for r in occ.placed)
+    options.report("bound", weight, bound, placed=len(occ.placed), weight=weight)
     while options.remaining() > 0.05:
         left = [r for r in search.candidates if r not in occ.placed]
         if not left:
             break
         free, core, block = search.neighbourhood(left)
         if search.resolve(free, core, block):
-            options.report("lns", sum(inst.requests[r].weight for r in occ.placed), bound)
+            weight = sum(inst.requests[r].weight for r in occ.placed)
+            options.report("lns", weight, bound, placed=len(occ.placed), weight=weight)
     return occ, bound
 
 

@@ -311,5 +311,10 @@ class Progress(_Frozen):
 
     stage: str
     objective: float
+    """The stage's own objective value (fulfilled weight, fairness, moves, … or makespan)."""
     bound: float
     elapsed_s: float
+    placed: int | None = None
+    """Requests this solution places (None where a stage does not know)."""
+    fulfilled_weight: int | None = None
+    """This solution's priority-weighted fulfilment, whatever the stage optimises."""

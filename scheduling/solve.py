@@ -89,11 +89,27 @@ class SolveOptions:
         """Seconds left before the time limit, less the reserve for building the plan."""
         return max(0.0, self.time_limit_s - self.reserve - self.elapsed())
 
-    def report(self, stage: str, objective: float, bound: float) -> None:
-        """Forward an improving solution to the progress callback, if any."""
+    def report(
+        self,
+        stage: str,
+        objective: float,
+        bound: float,
+        *,
+        placed: int | None = None,
+        weight: int | None = None,
+    ) -> None:
+        """Forward an improving solution to the progress callback, if any (with the requests
+        it places and its fulfilled weight where the caller knows them)."""
         if self.on_progress is not None:
             self.on_progress(
-                Progress(stage=stage, objective=objective, bound=bound, elapsed_s=self.elapsed())
+                Progress(
+                    stage=stage,
+                    objective=objective,
+                    bound=bound,
+                    elapsed_s=self.elapsed(),
+                    placed=placed,
+                    fulfilled_weight=weight,
+                )
             )
 
     @contextmanager
@@ -105,12 +121,22 @@ class SolveOptions:
         finally:
             self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - began
 
-    def part(self, seconds: float, label: str, done: float) -> SolveOptions:
+    def part(
+        self, seconds: float, label: str, done: float, done_placed: int = 0
+    ) -> SolveOptions:
         """Options for one unit of work given `seconds`; its progress is reported here as
-        `label`, on top of `done` (the weight the units before it fulfilled)."""
+        `label`, on top of `done` (the weight the units before it fulfilled) and
+        `done_placed` (the requests they placed)."""
 
         def forward(p: Progress) -> None:
-            self.report(f"{label} {p.stage}", done + p.objective, float("nan"))
+            weight = p.fulfilled_weight
+            self.report(
+                f"{label} {p.stage}",
+                done + (p.objective if weight is None else weight),
+                float("nan"),
+                placed=None if p.placed is None else done_placed + p.placed,
+                weight=None if weight is None else int(done) + weight,
+            )
 
         return SolveOptions(
             seconds,
@@ -132,13 +158,27 @@ class SolveOptions:
 
 
 class _Reporter(cp_model.CpSolverSolutionCallback):
-    def __init__(self, options: SolveOptions, stage: str) -> None:
+    def __init__(
+        self, options: SolveOptions, stage: str, model: AllocationModel | None = None
+    ) -> None:
         super().__init__()
         self._options = options
         self._stage = stage
+        self._model = model
 
     def on_solution_callback(self) -> None:
-        self._options.report(self._stage, self.objective_value, self.best_objective_bound)
+        placed = weight = None
+        if self._model is not None and self._options.on_progress is not None:
+            requests = self._model.prep.instance.requests
+            served = [r for r, p in self._model.present.items() if self.boolean_value(p)]
+            placed, weight = len(served), sum(requests[r].weight for r in served)
+        self._options.report(
+            self._stage,
+            self.objective_value,
+            self.best_objective_bound,
+            placed=placed,
+            weight=weight,
+        )
 
 
 def solve(
@@ -260,7 +300,9 @@ def _solve_allocation(
         RESERVE_SHARE * options.time_limit_s,
         2.0 * (time.monotonic() - building) + 0.5 * took + FINISH_SECONDS,
     )
-    options.report("greedy", fallback.objective.fulfilled_weight, float("nan"))
+    weight = fallback.objective.fulfilled_weight
+    placed = len({a.request_id for a in fallback.assignments})
+    options.report("greedy", weight, float("nan"), placed=placed, weight=weight)
     with options.stage("greedy"):
         better = better_start(prep, warm, runs[1:], took, options, completion_weight)
     if better is not warm:
@@ -340,15 +382,16 @@ def _solve_units(
     sizes = [max(1, sum(pairs_of(prep, r) for r in unit)) for unit in units]
     left = sum(sizes)
     plans: list[tuple[Instance, Plan]] = []
-    done = 0
+    done = done_placed = 0
     for n, (unit, size) in enumerate(zip(units, sizes, strict=True)):
         part = sub_instance(instance, prep, unit)
         seconds = max(0.0, options.remaining() - options.time_limit_s * MERGE_SHARE)
-        sub = options.part(seconds * size / left, f"pool {n + 1}/{len(units)}", done)
+        sub = options.part(seconds * size / left, f"pool {n + 1}/{len(units)}", done, done_placed)
         plan = _solve_allocation(part, sub, completion_weight, "auto", split=False)
         options.absorb(sub)
         plans.append((part, plan))
         done += plan.objective.fulfilled_weight
+        done_placed += len({a.request_id for a in plan.assignments})
         left -= size
     merged = merge(instance, prep, plans)
     with options.stage("check"):
@@ -443,7 +486,7 @@ def _run_stage(
     solver = _solver(options, seconds, large=len(m.uses) > MONOLITHIC_PAIRS)
     if gap:
         solver.parameters.relative_gap_limit = gap
-    status = solver.solve(m.model, _Reporter(options, stage))
+    status = solver.solve(m.model, _Reporter(options, stage, m))
     found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     return solver, found, status == cp_model.OPTIMAL
 

@@ -85,7 +85,7 @@ def execute(database_url: str, run_id: str, owner: str, num_workers: int = 2) ->
             time_limit_s=time_limit,
             num_workers=num_workers,
             seed=0,
-            on_progress=_progress_writer(factory, ident, owner),
+            on_progress=_progress_writer(factory, ident, owner, len(instance.requests)),
         )
         clock = Clock(start, slot)
         result = plan_to_result(clock, plan)
@@ -98,7 +98,12 @@ def execute(database_url: str, run_id: str, owner: str, num_workers: int = 2) ->
             owner,
             result=result,
             progress=_progress(
-                "done", plan.objective.fulfilled_weight, plan.bound, plan.solve_seconds
+                "done",
+                plan.objective.fulfilled_weight,
+                plan.bound,
+                plan.solve_seconds,
+                placed=len({a.request_id for a in plan.assignments}),
+                requests=len(instance.requests),
             ),
             status=RunStatus.DONE.value,
             finished_at=utcnow(),
@@ -122,26 +127,47 @@ def execute(database_url: str, run_id: str, owner: str, num_workers: int = 2) ->
         engine.dispose()
 
 
+BOUND_STAGES = frozenset({"fulfilment", "bound", "lns"})
+"""Stages whose bound bounds the fulfilled weight (later stages bound fairness, moves, …)."""
+
+
 def _progress_writer(
-    factory: sessionmaker[Session], ident: uuid.UUID, owner: str
+    factory: sessionmaker[Session], ident: uuid.UUID, owner: str, requests: int
 ) -> Callable[[scheduling.Progress], None]:
+    """Store the best solution so far (at most every ``PROGRESS_EVERY_S``): its fulfilled
+    weight and placed requests, and the last bound on the fulfilled weight."""
     last = [0.0]
+    best: dict[str, Any] = {"weight": None, "bound": None, "placed": None}
 
     def progress(p: scheduling.Progress) -> None:
+        weight = p.objective if p.fulfilled_weight is None else p.fulfilled_weight
+        if best["weight"] is None or weight >= best["weight"]:
+            best["weight"] = weight
+            best["placed"] = p.placed if p.placed is not None else best["placed"]
+        if p.stage.split()[-1] in BOUND_STAGES and _finite(p.bound) is not None:
+            best["bound"] = p.bound
         now = time.monotonic()
         if now - last[0] < PROGRESS_EVERY_S:
             return
         last[0] = now
-        _write(
-            factory, ident, owner, progress=_progress(p.stage, p.objective, p.bound, p.elapsed_s)
+        values = _progress(
+            p.stage, best["weight"], best["bound"], p.elapsed_s, best["placed"], requests
         )
+        _write(factory, ident, owner, progress=values)
 
     return progress
 
 
 def _progress(
-    stage: str, objective: float | None, bound: float | None, elapsed: float
+    stage: str,
+    objective: float | None,
+    bound: float | None,
+    elapsed: float,
+    placed: int | None = None,
+    requests: int | None = None,
 ) -> dict[str, Any]:
+    """A run's ``progress``: the best fulfilled weight, the bound on it, their gap, the
+    requests placed of those asked, seconds since the solve began."""
     best, top = _finite(objective), _finite(bound)
     gap = None
     if best is not None and top is not None:
@@ -151,6 +177,8 @@ def _progress(
         "best_objective": best,
         "bound": top,
         "gap": gap,
+        "placed": placed,
+        "requests": requests,
         "elapsed_s": round(elapsed, 3),
     }
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.allocation.models import RunStatus
 from app.errors import InvalidInput
@@ -45,6 +45,30 @@ class RunCreate(Schema):
         return self
 
 
+class RunProgress(Schema):
+    """How a run's solve stands, stored as it improves (the last write wins)."""
+
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+    stage: str = ""
+    """starting, greedy, fulfilment, fairness, lns, … (``pool i/n …`` per unit of work), done;
+    queued when a worker handed the run back."""
+    best_objective: float | None = None
+    """The best plan's priority-weighted fulfilment so far."""
+    bound: float | None = None
+    """A proven upper bound on it (null until one is known)."""
+    gap: float | None = None
+    """(bound - best) / bound: 0 is proven optimal."""
+    placed: int | None = None
+    """Requests the best plan so far places."""
+    requests: int | None = None
+    """Requests the run plans for."""
+    elapsed_s: float | None = None
+    """Seconds since the solve began."""
+    note: str | None = None
+    """Why the run went back to the queue, when it did."""
+
+
 class RunRead(Schema):
     """A run: its status, live progress, and (when done) the plan with explanations."""
 
@@ -59,7 +83,7 @@ class RunRead(Schema):
     project_ids: list[str]
     unit_ids: list[str]
     emergency: bool
-    progress: dict[str, Any] | None
+    progress: RunProgress | None
     result: dict[str, Any] | None
     error: str
     created_at: datetime
