@@ -11,8 +11,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
@@ -105,3 +106,17 @@ def buckets(filters: ReportFilter) -> list[tuple[datetime, datetime]]:
         out.append((cursor, min(nxt, filters.end)))
         cursor = nxt
     return out
+
+
+def seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    """SQL: seconds from ``start`` to ``end`` on either engine."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def clip(session: Session, a: Any, b: Any, *, upper: bool) -> Any:
+    """SQL: the earlier (``upper``) or later of two instants on either engine."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.least(a, b) if upper else func.greatest(a, b)
+    return func.min(a, b) if upper else func.max(a, b)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
+from sqlalchemy import and_, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
@@ -32,7 +32,14 @@ from app.bookings.models import LIVE_STATUSES, Booking
 from app.bookings.rules import unavailable_periods
 from app.catalog.models import DeviceType, Resource
 from app.reports.schemas import Report
-from app.reports.scope import ReportFilter, buckets, unit_names, unit_scope
+from app.reports.scope import (
+    ReportFilter,
+    buckets,
+    clip,
+    seconds_between,
+    unit_names,
+    unit_scope,
+)
 
 COLUMNS = [
     "bucket_start",
@@ -123,19 +130,6 @@ def _resources(session: Session, actor: Actor, filters: ReportFilter) -> list[_R
     ]
 
 
-def _seconds(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
-    """SQL: seconds from ``start`` to ``end`` on either engine."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", end - start)
-    return (func.julianday(end) - func.julianday(start)) * 86400.0
-
-
-def _clip(session: Session, a: Any, b: Any, *, upper: bool) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.least(a, b) if upper else func.greatest(a, b)
-    return func.min(a, b) if upper else func.max(a, b)
-
-
 def _bucket_table(spans: list[Interval]) -> Any:
     kind = DateTimeUTC(timezone=True)
     parts: list[Any] = [
@@ -150,10 +144,10 @@ def _booked(
 ) -> dict[tuple[uuid.UUID, int], int]:
     """Minutes of live bookings per (resource, bucket), clipped to the bucket, in SQL."""
     b = _bucket_table(spans)
-    start = _clip(session, Booking.start, b.c.bs, upper=False)
-    end = _clip(session, Booking.end, b.c.be, upper=True)
+    start = clip(session, Booking.start, b.c.bs, upper=False)
+    end = clip(session, Booking.end, b.c.be, upper=True)
     query = (
-        select(Booking.resource_id, b.c.i, func.sum(_seconds(session, start, end)))
+        select(Booking.resource_id, b.c.i, func.sum(seconds_between(session, start, end)))
         .join(b, and_(Booking.start < b.c.be, Booking.end > b.c.bs))
         .where(
             Booking.status.in_(LIVE_STATUSES),
