@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.auth.actor import Actor
 from app.catalog.models import ResourceKind
 from app.problems import LIST, READ
-from app.reports import fulfilment, reciprocity, utilisation
+from app.reports import caps, fulfilment, reciprocity, utilisation
 from app.reports.schemas import Report
 from app.reports.scope import Grouping, ReportFilter, check_period, check_visible
 from app.routing import get
@@ -175,3 +175,26 @@ class ReportController(Controller):
             project_id=project_id,
         )
         return _answer(request, reciprocity.balances(db_session, actor, filters), format)
+
+    @get("/caps", responses=ANSWERS, summary="Agreement and lending caps used, flagged at 80 %")
+    def caps(
+        self,
+        request: AnyRequest,
+        actor: Actor,
+        db_session: Session,
+        period_from: From,
+        period_to: To,
+        unit_id: uuid.UUID | None = None,
+        project_id: uuid.UUID | None = None,
+        format: Format | None = None,
+    ) -> Response[Any]:
+        filters = _filters(
+            request,
+            db_session,
+            actor,
+            period_from=period_from,
+            period_to=period_to,
+            unit_id=unit_id,
+            project_id=project_id,
+        )
+        return _answer(request, caps.report(db_session, actor, filters), format)
