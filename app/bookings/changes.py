@@ -19,8 +19,10 @@ tentative booking stays tentative.
 
 Not moved here (409, the problem's ``code`` says why): bookings that have started or are
 over (``wrong_status``, ``started``), occurrences of a series (``series_occurrence``),
-a device and its operator (``paired_booking``), and bookings that serve a request
-(``request_booking``: its requirements are served together; re-plan the request).
+a device and its operator (``paired_booking``), and a request's booking that does not
+serve the request alone, whose request follows or is followed by another, or that would
+change resource (``request_booking``: re-plan the request); a request's booking moves only
+inside the request's window (400 naming ``start``).
 
 Locks: the resources (old and new, by id), then the booking with what its change touches
 (``services.lock_booking``), then the status is read again — the order every booking
@@ -42,7 +44,7 @@ from app.audit.services import record, snapshot
 from app.auth.actor import Actor
 from app.base import utcnow
 from app.bookings import backfill, rules, services
-from app.bookings.models import Booking, BookingStatus
+from app.bookings.models import Booking, BookingStatus, Request
 from app.bookings.schemas import BookingPatch
 from app.catalog.models import Resource
 from app.errors import Conflict, InvalidInput, PermissionDenied, PreconditionFailed
@@ -100,6 +102,11 @@ def change_booking(
     start, end = _new_times(booking, data)
     if (start, end, resource.id) == (booking.start, booking.end, booking.resource_id):
         return _rename(session, actor, booking, data)
+    if booking.request_id is not None and resource.id != booking.resource_id:
+        raise Conflict(
+            "the booking serves a request: it keeps the resource the request was served with",
+            code="request_booking",
+        )
     _check_movable(session, booking, start, end)
     agreement = _check_new_slot(session, actor, booking, resource, start, end)
     return _move(session, actor, booking, resource, agreement, (start, end), data)
@@ -152,10 +159,36 @@ def _check_movable(session: Session, booking: Booking, start: datetime, end: dat
             code="paired_booking",
         )
     if booking.request_id is not None:
+        _check_request_move(session, booking, start, end)
+
+
+def _check_request_move(session: Session, booking: Booking, start: datetime, end: datetime
+                        ) -> None:
+    """A request's booking moves only when it serves the request alone, follows no request
+    and is followed by none, keeps its resource, and stays inside the request's window."""
+    request = session.get(Request, booking.request_id)  # locked with the booking
+    assert request is not None
+    others = select(Booking.id).where(
+        Booking.request_id == request.id,
+        Booking.id != booking.id,
+        Booking.status.in_([s.value for s in MOVABLE]),
+    )
+    followers = select(Request.id).where(Request.depends_on_id == request.id)
+    if (
+        session.scalar(others.limit(1)) is not None
+        or request.depends_on_id is not None
+        or session.scalar(followers.limit(1)) is not None
+    ):
         raise Conflict(
-            "the booking serves a request whose requirements are served together: "
-            "re-plan the request instead",
+            "the booking serves a request with other bookings or dependencies, which are "
+            "served together: re-plan the request instead",
             code="request_booking",
+        )
+    if start < request.window_start or end > request.window_end:
+        raise InvalidInput(
+            f"start: the request's window is {request.window_start.isoformat()} to "
+            f"{request.window_end.isoformat()}",
+            field="start",
         )
 
 
@@ -237,6 +270,8 @@ def _move(
     services.insert_checked(session, resource, booking)  # flush; 23P01 becomes a 409
     if booking.status == BookingStatus.CONFIRMED.value:
         hooks.hold_for(session, actor, booking, resource=resource, agreement=agreement)
+    if booking.request_id is not None and booking.status != before["status"]:
+        services.sync_request(session, actor, booking.request_id, booking.status_reason)
     record(
         session,
         actor,

@@ -421,3 +421,65 @@ def test_racing_moves_end_consistent(client, world, db_url, tmp_path):
         assert len(moves) == 4
     for booking in (one, other):
         assert [s for s, _ in holds(world, booking["id"])].count("pending") == 1
+
+
+# --- bookings that serve a request -------------------------------------------------------------
+
+
+def _served(client: Any, w: Lending, day: date, *resources: Any) -> list[dict[str, Any]]:
+    """A request for named resources over ``day``'s working hours, served at once."""
+    body = {
+        "project_id": str(w.project),
+        "title": "Survey",
+        "duration_minutes": 120,
+        "window_start": at(day, 9),
+        "window_end": at(day, 17),
+        "requirements": [{"kind": "resource", "resource_id": str(r)} for r in resources],
+    }
+    asked = client.post("/requests", json=body, headers=w.requester)
+    assert asked.status_code == 201, asked.text
+    served = client.post(f"/requests/{asked.json()['id']}/serve", headers=w.requester)
+    assert served.status_code == 200, served.text
+    result: list[dict[str, Any]] = served.json()["bookings"]
+    return result
+
+
+def test_a_request_s_only_booking_moves_inside_the_window(client, world):
+    w = build(world)
+    day = monday()
+    (booking,) = _served(client, w, day, w.expert)
+    url = f"/bookings/{booking['id']}"
+    moved = client.patch(url, json={"start": at(day, 13)}, headers=w.requester)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["request_id"] == booking["request_id"]
+    request = client.get(f"/requests/{booking['request_id']}", headers=w.requester).json()
+    assert request["status"] == "confirmed"
+    outside = client.patch(url, json={"start": at(day, 16)}, headers=w.requester)
+    assert outside.status_code == 400 and outside.json()["field"] == "start"
+    other = client.patch(url, json={"resource_id": str(w.device)}, headers=w.requester)
+    assert other.status_code == 409 and other.json()["code"] == "request_booking"
+    assert holds(world, booking["id"])[-1] == ("pending", 2 * EXPERT_RATE)
+
+
+def test_a_booking_of_a_request_served_together_does_not_move_alone(client, world):
+    w = build(world)
+    day = monday()
+    bookings = _served(client, w, day, w.expert, w.device)
+    assert len(bookings) == 2
+    refused = client.patch(
+        f"/bookings/{bookings[0]['id']}", json={"start": at(day, 13)}, headers=w.requester
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "request_booking"
+
+
+def test_a_request_follows_its_moved_booking_back_to_approval(client, world):
+    w = build(world, requires_approval=True)
+    day = monday()
+    (booking,) = _served(client, w, day, w.expert)
+    url = f"/bookings/{booking['id']}"
+    assert client.post(f"{url}/approve", json={}, headers=w.manager).status_code == 200
+    request_url = f"/requests/{booking['request_id']}"
+    assert client.get(request_url, headers=w.requester).json()["status"] == "confirmed"
+    moved = client.patch(url, json={"start": at(day, 13)}, headers=w.requester)
+    assert moved.status_code == 200 and moved.json()["status"] == "pending_approval"
+    assert client.get(request_url, headers=w.requester).json()["status"] == "pending_approval"
