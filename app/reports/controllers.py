@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.auth.actor import Actor
 from app.catalog.models import ResourceKind
 from app.problems import LIST, READ
-from app.reports import caps, fulfilment, reciprocity, utilisation
+from app.reports import caps, fulfilment, money, reciprocity, utilisation
 from app.reports.schemas import Report
 from app.reports.scope import Grouping, ReportFilter, check_period, check_visible
 from app.routing import get
@@ -198,3 +198,18 @@ class ReportController(Controller):
             project_id=project_id,
         )
         return _answer(request, caps.report(db_session, actor, filters), format)
+
+    @get("/money", responses=ANSWERS, summary="Pledged, received, held, spent per funder; burn")
+    def money(
+        self,
+        request: AnyRequest,
+        actor: Actor,
+        db_session: Session,
+        unit_id: uuid.UUID | None = None,
+        project_id: uuid.UUID | None = None,
+        format: Format | None = None,
+    ) -> Response[Any]:
+        if unit_id is not None:
+            check_visible(db_session, actor, ReportFilter(date.min, date.min, unit_id=unit_id))
+        report = money.report(db_session, actor, project_id=project_id, unit_id=unit_id)
+        return _answer(request, report, format)
