@@ -17,14 +17,17 @@ resource changes, the booking goes back to ``pending_approval`` *with the new sl
 old slot is free at once and the hold is released (the approval places a new one). A
 tentative booking stays tentative.
 
-Not moved here (409, the problem's ``code`` says why): bookings that have started or are
-over (``wrong_status``, ``started``), occurrences of a series (``series_occurrence``),
-a device and its operator (``paired_booking``), and a request's booking that does not
-serve the request alone, whose request follows or is followed by another, or that would
-change resource (``request_booking``: re-plan the request); a request's booking moves only
-inside the request's window (400 naming ``start``).
+Pairs. A device and its operator move together, over the same times, each checked by
+the rules and re-priced; neither changes resource (``paired_booking``).
 
-Locks: the resources (old and new, by id), then the booking with what its change touches
+Not moved here (409, the problem's ``code`` says why): bookings that have started or are
+over (``wrong_status``, ``started``), occurrences of a series (``series_occurrence``), and
+a request's booking that does not serve the request alone (its operator pair aside), whose
+request follows or is followed by another, or that would change resource
+(``request_booking``: re-plan the request); a request's booking moves only inside the
+request's window (400 naming ``start``).
+
+Locks: the resources (old, new and the pair's, by id), then the booking with what its change touches
 (``services.lock_booking``), then the status is read again — the order every booking
 change takes, so two moves of one booking run one after the other and the second sees
 the first's result. A caller who sends ``If-Match`` with the ``ETag`` it read (GET or a
@@ -90,8 +93,10 @@ def change_booking(
     if not services.acts_for_project(session, actor, booking.borrower_unit_id, booking.project_id):
         raise PermissionDenied("changing a booking needs a borrower-side role of its project")
     target_id = data.resource_id or booking.resource_id
-    resource = _lock_resources(session, actor, booking.resource_id, target_id)
-    services.lock_booking(session, booking)
+    partner = _partner(session, booking)
+    also = [partner.resource_id] if partner is not None else []
+    resource = _lock_resources(session, actor, [booking.resource_id, *also], target_id)
+    services.lock_booking(session, booking)  # the partner too, re-read
     _check_version(booking, if_match)
     if booking.status not in {s.value for s in MOVABLE}:
         raise Conflict(
@@ -102,23 +107,43 @@ def change_booking(
     start, end = _new_times(booking, data)
     if (start, end, resource.id) == (booking.start, booking.end, booking.resource_id):
         return _rename(session, actor, booking, data)
-    if booking.request_id is not None and resource.id != booking.resource_id:
+    if resource.id != booking.resource_id and (booking.request_id or partner):
         raise Conflict(
-            "the booking serves a request: it keeps the resource the request was served with",
-            code="request_booking",
+            "a request's booking, or a device and its operator, keep their resources: "
+            "re-plan the request, or cancel and book again",
+            code="request_booking" if booking.request_id else "paired_booking",
         )
-    _check_movable(session, booking, start, end)
-    agreement = _check_new_slot(session, actor, booking, resource, start, end)
-    return _move(session, actor, booking, resource, agreement, (start, end), data)
+    _check_movable(session, booking, start, end, partner)
+    moving = [(booking, resource, data)]
+    if partner is not None:  # a device and its operator move together, over the same times
+        partner_resource = session.get(Resource, partner.resource_id)
+        assert partner_resource is not None
+        moving.append((partner, partner_resource, data.model_copy(update={"title": None})))
+    checked = [
+        (b, r, d, _check_new_slot(session, actor, b, r, start, end)) for b, r, d in moving
+    ]
+    for b, r, d, agreement in checked:
+        _move(session, actor, b, r, agreement, (start, end), d)
+    return booking
+
+
+def _partner(session: Session, booking: Booking) -> Booking | None:
+    """The other live booking of a device-and-operator pair (None when unpaired)."""
+    paired = Booking.operator_for_id == booking.id
+    if booking.operator_for_id is not None:
+        paired = Booking.id == booking.operator_for_id
+    return session.scalar(
+        select(Booking).where(paired, Booking.status.in_([s.value for s in MOVABLE])).limit(1)
+    )
 
 
 def _lock_resources(
-    session: Session, actor: Actor, current: uuid.UUID, target: uuid.UUID
+    session: Session, actor: Actor, current: list[uuid.UUID], target: uuid.UUID
 ) -> Resource:
-    """Lock the booking's resource and the target (by id); return the target."""
+    """Lock the bookings' resources and the target (by id); return the target."""
     locked: dict[uuid.UUID, Resource] = {}
-    for rid in sorted({current, target}):
-        if rid == target and target != current:
+    for rid in sorted({*current, target}):
+        if rid == target and target not in current:
             locked[rid] = services.visible_resource(session, actor, rid)  # 404 if hidden
         else:
             locked[rid] = rules.lock_resource(session, rid)
@@ -139,38 +164,32 @@ def _new_times(booking: Booking, data: BookingPatch) -> tuple[datetime, datetime
     return start, end
 
 
-def _check_movable(session: Session, booking: Booking, start: datetime, end: datetime) -> None:
-    """Refuse what a move cannot carry: started, series, paired and request bookings."""
+def _check_movable(
+    session: Session, booking: Booking, start: datetime, end: datetime, partner: Booking | None
+) -> None:
+    """Refuse what a move cannot carry: started bookings, series, and request bookings
+    that do not serve their request alone (with their operator pair)."""
     if booking.start <= utcnow():
         raise Conflict("the booking has started; it can no longer move", code="started")
     if booking.series_id is not None:
         raise Conflict(
             "an occurrence of a series moves with the series", code="series_occurrence"
         )
-    paired = booking.operator_for_id is not None or session.scalar(
-        select(Booking.id).where(
-            Booking.operator_for_id == booking.id,
-            Booking.status.in_([s.value for s in MOVABLE]),
-        )
-    )
-    if paired:
-        raise Conflict(
-            "a device and its operator move together: cancel and book them again",
-            code="paired_booking",
-        )
     if booking.request_id is not None:
-        _check_request_move(session, booking, start, end)
+        together = [booking.id] + ([partner.id] if partner is not None else [])
+        _check_request_move(session, booking, together, start, end)
 
 
-def _check_request_move(session: Session, booking: Booking, start: datetime, end: datetime
-                        ) -> None:
+def _check_request_move(
+    session: Session, booking: Booking, together: list[uuid.UUID], start: datetime, end: datetime
+) -> None:
     """A request's booking moves only when it serves the request alone, follows no request
     and is followed by none, keeps its resource, and stays inside the request's window."""
     request = session.get(Request, booking.request_id)  # locked with the booking
     assert request is not None
     others = select(Booking.id).where(
         Booking.request_id == request.id,
-        Booking.id != booking.id,
+        Booking.id.not_in(together),
         Booking.status.in_([s.value for s in MOVABLE]),
     )
     followers = select(Request.id).where(Request.depends_on_id == request.id)

@@ -27,7 +27,13 @@ from app.audit.models import AuditEvent
 from app.auth.actor import SYSTEM
 from app.auth.models import Role
 from app.catalog import services as catalog
-from app.catalog.schemas import ExpertCreate, SkillLevel
+from app.catalog.schemas import (
+    DeviceCreate,
+    DeviceTypeCreate,
+    ExpertCreate,
+    SkillCreate,
+    SkillLevel,
+)
 from tests.app.booking_world import WEEKDAYS_9_TO_5, Lending, build
 from tests.app.live_server import live_server, together
 
@@ -483,3 +489,63 @@ def test_a_request_follows_its_moved_booking_back_to_approval(client, world):
     moved = client.patch(url, json={"start": at(day, 13)}, headers=w.requester)
     assert moved.status_code == 200 and moved.json()["status"] == "pending_approval"
     assert client.get(request_url, headers=w.requester).json()["status"] == "pending_approval"
+
+
+# --- a device and its operator ----------------------------------------------------------------
+
+
+def _sonar(world: Any, w: Lending) -> tuple[Any, Any]:
+    """A device of the lender that needs an operator, and an expert who may operate it."""
+    with world.session() as s:
+        skill = catalog.create_skill(s, SYSTEM, SkillCreate(name="Sonar operation")).id
+        kind = catalog.create_device_type(s, SYSTEM, DeviceTypeCreate(name="Sonar")).id
+        sonar = catalog.create_device(
+            s,
+            SYSTEM,
+            DeviceCreate(
+                unit_id=w.lender, name="Sonar 1", device_type_id=kind,
+                time_zone="Europe/Berlin", working_hours=None, operator_skill_id=skill,
+                hourly_rate=1000,
+            ),
+        ).id
+        operator = catalog.create_expert(
+            s,
+            SYSTEM,
+            ExpertCreate(
+                unit_id=w.lender, name="Lena Operator", time_zone="Europe/Berlin",
+                working_hours=WEEKDAYS_9_TO_5, skills=[SkillLevel(skill_id=skill, level=2)],
+                hourly_rate=5000,
+            ),
+        ).id
+    return sonar, operator
+
+
+def test_a_device_and_its_operator_move_together(client, world):
+    w = build(world)
+    sonar, operator = _sonar(world, w)
+    day = monday()
+    body = {"resource_id": str(sonar), "project_id": str(w.project), "operator_id": str(operator),
+            "start": at(day, 10), "end": at(day, 12)}
+    device = client.post("/bookings", json=body, headers=w.requester).json()
+    (pair,) = client.get(
+        f"/bookings?operator_for_id={device['id']}", headers=w.requester
+    ).json()["items"]
+    # the operator is busy at 14:00: moving there is refused for both, nothing changes
+    book(client, w, at(day, 14), at(day, 15), operator)
+    busy = client.patch(f"/bookings/{device['id']}", json={"start": at(day, 14)},
+                        headers=w.requester)
+    assert busy.status_code == 409 and busy.json()["code"] == "overlap", busy.text
+    assert client.get(f"/bookings/{device['id']}", headers=w.requester).json()["sequence"] == (
+        device["sequence"]
+    )
+    moved = client.patch(f"/bookings/{pair['id']}", json={"start": at(day, 11)},
+                         headers=w.requester)
+    assert moved.status_code == 200, moved.text
+    both = [client.get(f"/bookings/{b['id']}", headers=w.requester).json() for b in (device, pair)]
+    assert {(b["start"], b["end"]) for b in both} == {(moved.json()["start"], moved.json()["end"])}
+    assert [b["sequence"] for b in both] == [device["sequence"] + 1, pair["sequence"] + 1]
+    assert holds(world, device["id"])[-1] == ("pending", 2 * 1000)
+    assert holds(world, pair["id"])[-1] == ("pending", 2 * 5000)
+    other = client.patch(f"/bookings/{device['id']}", json={"resource_id": str(w.device)},
+                         headers=w.requester)
+    assert other.status_code == 409 and other.json()["code"] == "paired_booking"
