@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.auth.actor import Actor
 from app.catalog.models import ResourceKind
 from app.problems import LIST, READ
-from app.reports import caps, fulfilment, money, reciprocity, utilisation
+from app.reports import caps, fulfilment, money, noshows, reciprocity, utilisation
 from app.reports.schemas import Report
 from app.reports.scope import Grouping, ReportFilter, check_period, check_visible
 from app.routing import get
@@ -213,3 +213,30 @@ class ReportController(Controller):
             check_visible(db_session, actor, ReportFilter(date.min, date.min, unit_id=unit_id))
         report = money.report(db_session, actor, project_id=project_id, unit_id=unit_id)
         return _answer(request, report, format)
+
+    @get("/no-shows", responses=ANSWERS, summary="No-shows and late cancellations, fees charged")
+    def no_shows(
+        self,
+        request: AnyRequest,
+        actor: Actor,
+        db_session: Session,
+        period_from: From,
+        period_to: To,
+        unit_id: uuid.UUID | None = None,
+        project_id: uuid.UUID | None = None,
+        late_hours: Annotated[
+            int,
+            QueryParameter(ge=0, le=24 * 30, description="Late: cancelled this close to the start"),
+        ] = 24,
+        format: Format | None = None,
+    ) -> Response[Any]:
+        filters = _filters(
+            request,
+            db_session,
+            actor,
+            period_from=period_from,
+            period_to=period_to,
+            unit_id=unit_id,
+            project_id=project_id,
+        )
+        return _answer(request, noshows.report(db_session, actor, filters, late_hours), format)
