@@ -10,6 +10,18 @@ end is cancelled for real and audited. A request the plan leaves out goes back t
 
 An emergency run takes the place of the bookings in its way: each displaced request is
 reopened whole (``displaced_by``) through ``reopen_request``, a direct booking cancelled.
+
+Locks (PostgreSQL row locks; SQLite serialises whole write transactions instead). Apply
+takes them in the one global order of ``app.bookings.services`` — resources, then requests,
+then bookings, each kind by id — and all of a kind before the next: first the run itself
+(two applies of one run: the second finds it applied, 409), then every resource the plan
+books (``_lock_resources``, by resource id), then the plan's and the previous plan's
+requests (by id), then their tentative bookings (by id). The locks taken later while
+applying (``rules.lock_resource``, ``lock_request``) are on rows held already, except an
+emergency run's displaced requests and their bookings, which come after the resource they
+stand on, as in the booking path. So two applies, or an apply and a booking, approval,
+serve or cancel, queue behind each other instead of deadlocking; a lock timeout or a
+deadlock PostgreSQL still reports is answered 503 with ``Retry-After`` (``app.problems``).
 """
 
 from __future__ import annotations
@@ -93,7 +105,9 @@ class Aside:
 def apply_plan(session: Session, actor: Actor, run: AllocationRun) -> Report:
     """Apply a done run's plan (the caller checked who may and that it is not applied yet)."""
     assert run.result is not None
+    _lock_run(session, run)
     assignments = run.result["assignments"]
+    _lock_resources(session, assignments)
     planned = {uuid.UUID(a["request_id"]) for a in assignments}
     previous = {uuid.UUID(r) for r in (run.snapshot or {}).get("tentative", {})}
     requests = {
@@ -102,6 +116,7 @@ def apply_plan(session: Session, actor: Actor, run: AllocationRun) -> Report:
             select(Request)
             .options(selectinload(Request.requirements))
             .where(Request.id.in_(planned | previous))
+            .order_by(Request.id)
             .with_for_update()
         )
     }
@@ -135,6 +150,24 @@ def apply_plan(session: Session, actor: Actor, run: AllocationRun) -> Report:
             )
     _release_rest(session, actor, run, aside, requests, report)
     return report
+
+
+def _lock_run(session: Session, run: AllocationRun) -> None:
+    """Lock the run's row and re-read it: a second apply of the same run waits here, then
+    finds it applied."""
+    session.flush()
+    session.refresh(run, with_for_update=True)
+    if run.applied_at is not None:
+        raise Conflict("the run was applied already", code="already_applied")
+
+
+def _lock_resources(session: Session, assignments: list[dict[str, Any]]) -> None:
+    """Lock every resource the plan books, in resource id order, before anything else."""
+    ids = sorted({uuid.UUID(r) for a in assignments for r in a["resource_ids"]})
+    if ids:
+        session.execute(
+            select(Resource.id).where(Resource.id.in_(ids)).order_by(Resource.id).with_for_update()
+        ).all()
 
 
 def _precheck(
@@ -187,6 +220,7 @@ def _set_aside(
             Booking.request_id.in_(movable),
             Booking.status == BookingStatus.TENTATIVE.value,
         )
+        .order_by(Booking.id)
         .with_for_update()
     )
     for booking in bookings:
