@@ -207,6 +207,12 @@ def test_a_late_move_pays_the_agreements_fee(client, world):
     assert holds(world, booked["id"]) == [("posted", DRONE_RATE), ("pending", DRONE_RATE)]
     money = statement(client, w, world)
     assert money["spent"] == 500 and money["held"] == DRONE_RATE
+    # a cancellation afterwards pays its own fee from the new hold, once
+    cancelled = client.post(f"/bookings/{booked['id']}/cancel", json={"reason": "off"},
+                            headers=w.requester)
+    assert cancelled.status_code == 200, cancelled.text
+    money = statement(client, w, world)
+    assert money["spent"] == 1_000 and money["held"] == 0
 
 
 # --- refusals leave everything as it was ---------------------------------------------------
