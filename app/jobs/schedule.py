@@ -25,6 +25,8 @@ SCHEDULE: list[Periodic] = [
     Periodic("purge_idempotency", tasks.purge_idempotency, timedelta(hours=1), "7 * * * *"),
     # runs whose worker died: queued again (and enqueued) or failed with the reason
     Periodic("recover_runs", tasks.recover, timedelta(seconds=15), "* * * * * */15"),
+    # the audit log's unsealed tail is at most a minute old (what `audit verify` seals first)
+    Periodic("seal_audit", tasks.seal_audit, timedelta(minutes=1), "* * * * *"),
     # the integrity checks of `copool ledger verify` and `copool audit verify`, daily
     Periodic("ledger_verify", tasks.verify_ledger, timedelta(days=1), "30 3 * * *"),
     Periodic("audit_verify", tasks.verify_audit, timedelta(days=1), "45 3 * * *"),

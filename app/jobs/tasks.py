@@ -139,6 +139,15 @@ def verify_audit(rt: Runtime) -> dict[str, Any]:
         return _integrity(verify(session))
 
 
+def seal_audit(rt: Runtime) -> dict[str, Any]:
+    """Link the settled audit rows into the hash chain, so that the unsealed tail (which only
+    the database's refusals guard) is never much older than the job's interval."""
+    from app.audit.chain import seal_all
+
+    with session_scope(rt.factory) as session:
+        return {"sealed": seal_all(session)}
+
+
 def queued_runs(rt: Runtime) -> list[uuid.UUID]:
     """Every queued run, oldest first."""
     with session_scope(rt.read_factory) as session:
