@@ -555,3 +555,15 @@ def test_a_device_and_its_operator_move_together(client, world):
     other = client.patch(f"/bookings/{device['id']}", json={"resource_id": str(w.device)},
                          headers=w.requester)
     assert other.status_code == 409 and other.json()["code"] == "paired_booking"
+
+
+def test_a_move_the_project_cannot_afford_is_refused_whole(client, world):
+    w = build(world, funds=2 * EXPERT_RATE)
+    day = monday()
+    booked = book(client, w, at(day, 10), at(day, 12))
+    longer = client.patch(f"/bookings/{booked['id']}", json={"end": at(day, 13)},
+                          headers=w.requester)
+    assert longer.status_code == 409 and longer.json()["code"] == "budget_short", longer.text
+    now = client.get(f"/bookings/{booked['id']}", headers=w.requester).json()
+    assert (now["end"], now["sequence"]) == (booked["end"], booked["sequence"])
+    assert holds(world, booked["id"]) == [("pending", 2 * EXPERT_RATE)]
