@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, null, select
 from sqlalchemy.orm import Session
 
 from ledger.currency import Money, check_minor, currency_scale, format_minor
@@ -266,31 +266,21 @@ class Books:
 def read_books(
     session: Session, project_id: uuid.UUID, specs: Iterable[AccountSpec], *, key: str
 ) -> Books:
-    """Lock the project's books and read what one write needs, in one statement.
+    """Lock the project's books and read what one write needs, in one statement (two on
+    PostgreSQL: the replay check and the entry id come after the lock).
 
     The accounts' rows are locked in id order, cash (the ledger's first account) first, as
     ``lock_ledger`` does, so writers of one project queue on the cash row and read balances
     current under the lock. NotFound if the project has no ledger.
     """
     keys = list(dict.fromkeys([CASH.key, *(s.key for s in specs)]))
-    replayed = (
-        select(Entry.id)
-        .where(Entry.ledger_id == Ledger.id, Entry.idempotency_key == key)
-        .correlate(Ledger)
-        .scalar_subquery()
+    # session.connection(): a column read needs none of the ORM's per-statement work
+    session.flush()
+    rows = (
+        session.connection()
+        .execute(_books_query(session), {"project_id": project_id, "keys": keys, "key": key})
+        .all()
     )
-    columns = (
-        Ledger.id, Ledger.currency, Ledger.scale, Ledger.created_at, Account.key,
-        Account.id.label("account_id"), Account.kind, Account.balance,
-        replayed.label("replayed"), _next_entry_id(session).label("entry_id"),
-    )  # fmt: skip
-    rows = session.execute(
-        select(*columns)
-        .join(Account, Account.ledger_id == Ledger.id)
-        .where(Ledger.project_id == project_id, Account.key.in_(keys))
-        .order_by(Account.id)
-        .with_for_update(of=Account)
-    ).all()
     if not rows:
         raise NotFound(f"project {project_id} has no ledger", field="project_id")
     first = rows[0]
@@ -300,14 +290,60 @@ def read_books(
         created_at=first.created_at,
     )  # fmt: skip
     found = {r.key: AccountRef(r.account_id, r.key, r.kind, r.balance) for r in rows}
-    return Books(ledger, found, first.replayed, int(first.entry_id))
+    replayed, entry_id = first.replayed, first.entry_id
+    if entry_id is None:
+        # PostgreSQL: a statement reads the snapshot it started with, which a wait for the
+        # lock leaves behind; an entry committed under the same key meanwhile is seen only
+        # by a statement run after the lock (READ COMMITTED).
+        replayed, entry_id = (
+            session.connection().execute(_AFTER_LOCK, {"ledger_id": first.id, "key": key}).one()
+        )
+    return Books(ledger, found, replayed, int(entry_id))
 
 
-def _next_entry_id(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return select(entry_ids.next_value()).scalar_subquery()
-    # SQLite: writers are serialised (BEGIN IMMEDIATE), so max + 1 is free.
-    return select(func.coalesce(func.max(Entry.id), 0) + 1).scalar_subquery()
+_BOOKS_QUERIES: dict[str, Select[Any]] = {}
+_AFTER_LOCK = select(
+    select(Entry.id)
+    .where(Entry.ledger_id == bindparam("ledger_id"), Entry.idempotency_key == bindparam("key"))
+    .scalar_subquery(),
+    entry_ids.next_value(),
+)
+
+
+def _books_query(session: Session) -> Select[Any]:
+    """``read_books``' statement, built once per dialect with bound parameters (composing
+    it anew cost more CPU than running it)."""
+    dialect = session.get_bind().dialect.name
+    query = _BOOKS_QUERIES.get(dialect)
+    if query is None:
+        replayed: Any = (
+            select(Entry.id)
+            .where(Entry.ledger_id == Ledger.id, Entry.idempotency_key == bindparam("key"))
+            .correlate(Ledger)
+            .scalar_subquery()
+        )
+        next_id: Any = select(func.coalesce(func.max(Entry.id), 0) + 1).scalar_subquery()
+        if dialect == "postgresql":  # both after the lock, see read_books
+            replayed, next_id = null(), null()
+        # SQLite: writers are serialised from BEGIN IMMEDIATE on, so the snapshot is
+        # current and max + 1 is free.
+        columns = (
+            Ledger.id, Ledger.currency, Ledger.scale, Ledger.created_at, Account.key,
+            Account.id.label("account_id"), Account.kind, Account.balance,
+            replayed.label("replayed"), next_id.label("entry_id"),
+        )  # fmt: skip
+        query = (
+            select(*columns)
+            .join(Account, Account.ledger_id == Ledger.id)
+            .where(
+                Ledger.project_id == bindparam("project_id"),
+                Account.key.in_(bindparam("keys", expanding=True)),
+            )
+            .order_by(Account.id)
+            .with_for_update(of=Account)
+        )
+        _BOOKS_QUERIES[dialect] = query
+    return query
 
 
 def complete_accounts(

@@ -15,10 +15,11 @@ from sqlalchemy import event
 
 from tests.app.booking_world import build
 
-BUDGET = 15
+BUDGET = {"sqlite": 15, "postgresql": 16}
 """Statements of one realistic booking, BEGIN not counted (31 before issue 10's cuts, 23
 before the hold became one read and three inserts, 17 before the project, its shares and
-its members came in one statement; the test settings touch the key's
+its members came in one statement; PostgreSQL reads the ledger's replay check after the
+lock, one statement more; the test settings touch the key's
 ``last_used_at`` on every request, which costs two)."""
 
 
@@ -49,7 +50,8 @@ def test_a_realistic_booking_stays_within_its_statement_budget(client: Any, worl
     held = client.get(f"/projects/{w.project}/funds/statement", headers=w.requester)
     assert held.status_code == 200 and held.json()["held"] == 2 * 9_000, held.text
     work = [s for s in statements if not s.lstrip().upper().startswith(("BEGIN", "PRAGMA"))]
-    assert len(work) <= BUDGET, "\n".join(s.splitlines()[0][:120] for s in work)
+    budget = BUDGET[app.state.engine.dialect.name]
+    assert len(work) <= budget, "\n".join(s.splitlines()[0][:120] for s in work)
     # neither the booking's insert (the resource's row lock orders it) nor the hold (every
     # check runs before its first insert) needs a savepoint
     savepoints = [s for s in work if s.lstrip().upper().startswith("SAVEPOINT")]
