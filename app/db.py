@@ -15,6 +15,13 @@ accident fails loudly instead of queueing behind writers.
 
 A write that must not wait (``NOWAIT``, e.g. an API key's ``last_used_at`` touched
 during a GET) gets ``Busy`` at once when SQLite's writer lock is taken.
+
+Behind PgBouncer in transaction mode (``COPOOL_PGBOUNCER=true``) a server connection serves
+another client after every transaction, so nothing may live in the session: psycopg
+prepares no statements (``prepare_threshold=None``) and, instead of the ``lock_timeout`` and
+``jit`` startup options (PgBouncer refuses startup options), every transaction begins with
+``set_config(…, is_local => true)``, i.e. ``SET LOCAL`` (one more statement per transaction).
+copool sets nothing else per session; its only advisory lock is per transaction.
 """
 
 from __future__ import annotations
@@ -155,10 +162,18 @@ def make_engine(
     max_overflow: int = 20,
     sqlite_busy_timeout_ms: int = 30_000,
     echo: bool = False,
+    pgbouncer: bool | None = None,
 ) -> Engine:
-    """An engine for ``url``; SQLite engines serialise transactions (see the module doc)."""
+    """An engine for ``url``; SQLite engines serialise transactions (see the module doc).
+    ``pgbouncer`` (default: ``COPOOL_PGBOUNCER``) keeps PostgreSQL sessions free of state."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url, sqlite_busy_timeout_ms, echo)
+    if pgbouncer is None:
+        from app.settings import get_settings
+
+        pgbouncer = get_settings().pgbouncer
+    if pgbouncer:
+        return _pgbouncer_engine(url, pool_size, max_overflow, sqlite_busy_timeout_ms, echo)
     return create_engine(
         url,
         echo=echo,
@@ -172,6 +187,33 @@ def make_engine(
         # 39 of 63 ms of a query that runs in milliseconds (OLTP queries never gain from it).
         connect_args={"options": f"-c lock_timeout={sqlite_busy_timeout_ms} -c jit=off"},
     )
+
+
+PSYCOPG_PGBOUNCER_ARGS: dict[str, Any] = {"prepare_threshold": None}
+"""psycopg connection arguments behind PgBouncer in transaction mode: no prepared statements."""
+
+
+def _pgbouncer_engine(
+    url: str, pool_size: int, max_overflow: int, lock_timeout_ms: int, echo: bool
+) -> Engine:
+    engine = create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=False,
+        connect_args=dict(PSYCOPG_PGBOUNCER_ARGS),
+    )
+    settings = (
+        f"SELECT set_config('lock_timeout', '{int(lock_timeout_ms)}', true), "
+        "set_config('jit', 'off', true)"
+    )
+
+    @event.listens_for(engine, "begin")
+    def _set_local(conn: Any) -> None:
+        conn.exec_driver_sql(settings)
+
+    return engine
 
 
 def read_only_engine(engine: Engine) -> Engine:

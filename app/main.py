@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pgbouncer=settings.pgbouncer,
     )
     db = RequestSessions(
         engine_instance=engine,

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=20, ge=0, le=500)
     """Extra PostgreSQL connections a worker may open under load."""
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    pgbouncer: bool = False
+    """PostgreSQL is reached through PgBouncer in transaction mode: no prepared statements,
+    per-transaction settings only (``app.db``)."""
     """How long a SQLite writer waits for the write lock before giving up (503)."""
     demo_key_path: Path = ROOT / "var" / "demo-admin.key"
     """Where ``copool seed-demo`` writes the demo admin's API key."""

@@ -29,6 +29,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.utils import async_to_sync
 from sqlalchemy.engine import make_url
 
+from app.db import PSYCOPG_PGBOUNCER_ARGS
 from app.jobs import tasks
 from app.jobs.identity import this_owner
 from app.jobs.schedule import SCHEDULE, Periodic
@@ -44,6 +45,12 @@ def conninfo(database_url: str) -> str:
     """The libpq connection string of a SQLAlchemy ``postgresql+psycopg://`` URL."""
     url = make_url(database_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
+
+
+def pool_kwargs(settings: Settings) -> dict[str, Any]:
+    """psycopg_pool arguments of procrastinate's connectors (behind PgBouncer: no prepared
+    statements)."""
+    return {"kwargs": dict(PSYCOPG_PGBOUNCER_ARGS)} if settings.pgbouncer else {}
 
 
 def _run_lock(run_id: uuid.UUID | str) -> str:
@@ -73,7 +80,10 @@ class ProcrastinateQueue:
         with self._lock:
             if self._app is None:
                 connector = procrastinate.SyncPsycopgConnector(
-                    conninfo=conninfo(self.settings.database_url), min_size=1, max_size=4
+                    conninfo=conninfo(self.settings.database_url),
+                    min_size=1,
+                    max_size=4,
+                    **pool_kwargs(self.settings),
                 )
                 self._app = procrastinate.App(connector=connector).open()
             return self._app
@@ -102,7 +112,10 @@ def build_app(rt: tasks.Runtime, concurrency: int = 1) -> procrastinate.App:
     """The worker's procrastinate app with copool's tasks and periodic schedule."""
     settings = rt.settings
     connector = procrastinate.PsycopgConnector(
-        conninfo=conninfo(settings.database_url), min_size=1, max_size=concurrency + 4
+        conninfo=conninfo(settings.database_url),
+        min_size=1,
+        max_size=concurrency + 4,
+        **pool_kwargs(settings),
     )
     app = procrastinate.App(connector=connector)
 

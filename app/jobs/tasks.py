@@ -47,6 +47,7 @@ class Runtime:
             pool_size=2,
             max_overflow=4,
             sqlite_busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
+            pgbouncer=self.settings.pgbouncer,
         )
         self.factory: sessionmaker[Session] = make_session_factory(self.engine)
         self.read_factory = make_session_factory(read_only_engine(self.engine))
