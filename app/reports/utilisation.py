@@ -23,7 +23,6 @@ from app.auth.actor import Actor
 from app.base import DateTimeUTC
 from app.bookings.availability import (
     Interval,
-    intersect,
     subtract,
     total_minutes,
     working_intervals,
@@ -130,7 +129,7 @@ def _resources(session: Session, actor: Actor, filters: ReportFilter) -> list[_R
     ]
 
 
-def _bucket_table(spans: list[Interval]) -> Any:
+def bucket_table(spans: list[Interval]) -> Any:
     kind = DateTimeUTC(timezone=True)
     parts: list[Any] = [
         select(literal(i).label("i"), literal(s, kind).label("bs"), literal(e, kind).label("be"))
@@ -143,7 +142,7 @@ def _booked(
     session: Session, filters: ReportFilter, spans: list[Interval], ids: list[uuid.UUID]
 ) -> dict[tuple[uuid.UUID, int], int]:
     """Minutes of live bookings per (resource, bucket), clipped to the bucket, in SQL."""
-    b = _bucket_table(spans)
+    b = bucket_table(spans)
     start = clip(session, Booking.start, b.c.bs, upper=False)
     end = clip(session, Booking.end, b.c.be, upper=True)
     query = (
@@ -174,20 +173,24 @@ def _available(
     """Working minutes less leave and blackouts per (resource, bucket).
 
     Working time is computed once per distinct calendar (hours and zone), which many
-    resources share; only a resource with unavailability gets its own subtraction.
+    resources share; interval arithmetic runs only where a resource is away in a bucket.
     """
     away = unavailable_periods(session, [r.id for r in resources], filters.start, filters.end)
-    calendars: dict[tuple[str, str], list[list[Interval]]] = {}
+    calendars: dict[tuple[str, str], list[tuple[list[Interval], int]]] = {}
     out: dict[tuple[uuid.UUID, int], int] = {}
     for r in resources:
         key = (json.dumps(r.hours, sort_keys=True), r.zone)
         if key not in calendars:
-            calendars[key] = [working_intervals(r.hours, r.zone, s, e) for s, e in spans]
-        for i, working in enumerate(calendars[key]):
-            gone = away.get(r.id)
-            if gone:
-                working = subtract(working, intersect(working, _clipped(gone, spans[i])))
-            out[(r.id, i)] = total_minutes(working)
+            calendars[key] = [
+                (w, total_minutes(w))
+                for w in (working_intervals(r.hours, r.zone, s, e) for s, e in spans)
+            ]
+        gone = away.get(r.id, [])
+        for i, (working, minutes) in enumerate(calendars[key]):
+            clipped = _clipped(gone, spans[i]) if gone else None
+            if clipped:
+                minutes = total_minutes(subtract(working, clipped))
+            out[(r.id, i)] = minutes
     return out
 
 
