@@ -13,6 +13,11 @@ A fetch first reads one aggregate "change stamp" over the feed's rows. If it mat
 stamp of a version this process computed, the version is reused: a client with that ETag
 gets 304, and one without validators gets the body rendered for that version if it is
 still kept (:data:`RENDERED_BODIES`). Otherwise the rows are read and the feed rendered.
+A client that sends back the ETag this process answered for its token less than
+:data:`RECENT_ETAG_SECONDS` ago gets 304 at once, without a database read
+(:data:`RECENT_ETAGS`): a change made since, or a revocation or rotation in another worker,
+reaches it at most that long afterwards (in this worker, rotating or revoking forgets the
+token at once).
 A body never passes :data:`MAX_FEED_BYTES`: a busier feed leaves out the bookings that
 start last and says so in its description.
 """
@@ -161,6 +166,7 @@ def rotate_feed(session: Session, actor: Actor, feed_id: uuid.UUID) -> tuple[Fee
         raise Conflict("the feed is revoked; make a new one", code="revoked")
     before = snapshot(feed)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    RECENT_ETAGS.forget(feed.token_sha256)
     feed.token_sha256 = hash_token(token)
     feed.prefix = token[:12]
     feed.rotated_at = utcnow()
@@ -182,6 +188,7 @@ def revoke_feed(
 ) -> FeedSubscription:
     """Revoke a feed for good; revoking twice is harmless."""
     feed = _own_feed(session, actor, feed_id)
+    RECENT_ETAGS.forget(feed.token_sha256)
     if feed.revoked_at is None:
         before = snapshot(feed)
         feed.revoked_at = utcnow()
@@ -301,15 +308,13 @@ class _KnownVersions:
         self._entries: OrderedDict[tuple[Any, ...], _Known] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(
-        self, key: tuple[Any, ...], stamp: tuple[Any, ...], now: datetime
-    ) -> FeedVersion | None:
+    def get(self, key: tuple[Any, ...], stamp: tuple[Any, ...], now: datetime) -> _Known | None:
         with self._lock:
             known = self._entries.get(key)
             if known is None or known.stamp != stamp or not known.since <= now < known.until:
                 return None
             self._entries.move_to_end(key)
-            return known.version
+            return known
 
     def put(self, key: tuple[Any, ...], known: _Known) -> None:
         with self._lock:
@@ -371,6 +376,62 @@ class _RenderedBodies:
 RENDERED_BODIES = _RenderedBodies(size=48, max_bytes=48 * MAX_FEED_BYTES)
 
 
+RECENT_ETAG_SECONDS = 5
+"""How long a 304 may be answered from this process's memory of a token's last ETag."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Recent:
+    version: FeedVersion
+    last_modified: datetime
+    until: datetime
+
+
+class _RecentETags:
+    """The version each token was last answered with, by the token's SHA-256, kept for
+    :data:`RECENT_ETAG_SECONDS` (and never past the instant time alone changes the feed),
+    so that a client polling with its ETag gets its 304 without a database read."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, _Recent] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token_sha256: str, now: datetime) -> _Recent | None:
+        with self._lock:
+            recent = self._entries.get(token_sha256)
+            if recent is None or not now < recent.until:
+                return None
+            return recent
+
+    def put(self, token_sha256: str, recent: _Recent) -> None:
+        with self._lock:
+            self._entries[token_sha256] = recent
+            self._entries.move_to_end(token_sha256)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def forget(self, token_sha256: str) -> None:
+        """Drop a token (rotated or revoked)."""
+        with self._lock:
+            self._entries.pop(token_sha256, None)
+
+    def clear(self) -> None:
+        """Forget every token (benchmarks time cold fetches with it)."""
+        with self._lock:
+            self._entries.clear()
+
+
+RECENT_ETAGS = _RecentETags(size=10_000)
+
+
+def _remember(
+    token_sha256: str, version: FeedVersion, last_modified: datetime, now: datetime, until: datetime
+) -> None:
+    lifetime = now + timedelta(seconds=RECENT_ETAG_SECONDS)
+    RECENT_ETAGS.put(token_sha256, _Recent(version, last_modified, min(lifetime, until)))
+
+
 def _key(feed: _OpenFeed) -> tuple[Any, ...]:
     owner = feed.scope.owner
     roles = tuple(sorted(owner.roles))
@@ -384,18 +445,25 @@ def fetch_feed(session: Session, token: str, pre: Preconditions, *, now: datetim
     query says nothing changed, and otherwise reads only what the ETag covers. A full answer
     reuses the body rendered for the same version, if this process still has it.
     """
+    digest = hash_token(token)
+    recent = RECENT_ETAGS.get(digest, now) if pre.if_none_match else None
+    if recent is not None and _is_current(recent.version, recent.last_modified, pre):
+        return FeedAnswer(recent.version.etag, recent.last_modified, None)
     feed = _open(session, token)
     key = _key(feed)
     # The stamp is read before the rows: a change in between makes the stored version newer
     # than its stamp, which only costs a recomputation next time, never a wrong 304.
     stamp = change_stamp(session, feed.scope, feed.spec, now)
-    version = KNOWN_VERSIONS.get(key, stamp, now)
+    known = KNOWN_VERSIONS.get(key, stamp, now)
+    version = None if known is None else known.version
     if version is None and (pre.if_none_match or pre.if_modified_since is not None):
         records = load_records(session, feed.scope, feed.spec, now, details=False)
         version = feed_version(feed.spec, records, now=now)
-        KNOWN_VERSIONS.put(key, _Known(stamp, now, next_change(feed.spec, records, now), version))
-    if version is not None:
+        known = _Known(stamp, now, next_change(feed.spec, records, now), version)
+        KNOWN_VERSIONS.put(key, known)
+    if version is not None and known is not None:
         last_modified = _last_modified(feed, version)
+        _remember(digest, version, last_modified, now, known.until)
         if _is_current(version, last_modified, pre):
             return FeedAnswer(version.etag, last_modified, None)
         body = RENDERED_BODIES.get((*key, version.fingerprint))
@@ -403,7 +471,10 @@ def fetch_feed(session: Session, token: str, pre: Preconditions, *, now: datetim
             return FeedAnswer(version.etag, last_modified, body)
     records = load_records(session, feed.scope, feed.spec, now, details=True)
     version = feed_version(feed.spec, records, now=now)
-    KNOWN_VERSIONS.put(key, _Known(stamp, now, next_change(feed.spec, records, now), version))
+    known = _Known(stamp, now, next_change(feed.spec, records, now), version)
+    KNOWN_VERSIONS.put(key, known)
     body = render_feed(feed.spec, records, now=now)
     RENDERED_BODIES.put((*key, version.fingerprint), body)
-    return FeedAnswer(version.etag, _last_modified(feed, version), body)
+    last_modified = _last_modified(feed, version)
+    _remember(digest, version, last_modified, now, known.until)
+    return FeedAnswer(version.etag, last_modified, body)
