@@ -20,6 +20,7 @@ from app.auth.actor import Actor
 from app.bookings.models import Booking
 from app.errors import InvalidInput, NotFound
 from app.projects.services import get_project
+from app.schemas import MAX_YEAR, MIN_YEAR
 from app.units.models import Unit
 
 
@@ -55,7 +56,12 @@ class ReportFilter:
 
 
 def check_period(period_from: date, period_to: date, max_days: int) -> None:
-    """Refuse an inverted or over-long period, naming the field."""
+    """Refuse an inverted, over-long or out-of-range period, naming the field."""
+    for name, day in (("from", period_from), ("to", period_to)):
+        if not MIN_YEAR <= day.year <= MAX_YEAR:
+            raise InvalidInput(
+                f"{name}: must lie in the years {MIN_YEAR} to {MAX_YEAR}", field=name
+            )
     if period_to < period_from:
         raise InvalidInput("to: must not be before from", field="to")
     if (period_to - period_from).days + 1 > max_days:

@@ -269,6 +269,7 @@ def test_a_unit_sees_its_own_resources_and_an_outsider_nothing_of_theirs(
         ({"from": "2027-03-01", "to": "2027-03-22", "group": "year"}, "group"),
         ({"from": "2027-03-01", "to": "2027-03-22", "unit_id": "nope"}, "unit_id"),
         ({"to": "2027-03-22"}, "from"),
+        ({"from": "2027-03-01", "to": "9999-12-31"}, "to"),
     ],
 )
 def test_bad_filters_answer_400_naming_the_field(
