@@ -32,6 +32,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -79,6 +80,11 @@ class Metrics:
             multiprocess_mode="livesum", registry=reg,
         )
         self.database = DatabaseCollector(engine)
+        # shared only if prometheus_client was first imported with the directory set
+        self.shared = multiproc.enabled() and values.ValueClass is not values.MutexValue
+        if multiproc.enabled() and not self.shared:
+            log.warning("PROMETHEUS_MULTIPROC_DIR was set after prometheus_client was "
+                        "imported: /metrics shows this worker only")
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._watch_pool(engine)
 
@@ -104,7 +110,7 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition: every worker's metrics (multiprocess mode) or this app's, and
         the database's."""
-        if multiproc.enabled():
+        if self.shared:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         else:
@@ -115,7 +121,7 @@ class Metrics:
 
     def close(self) -> None:
         """At shutdown: this worker's live gauges leave the shared directory."""
-        if multiproc.enabled():
+        if self.shared:
             import os
 
             multiprocess.mark_process_dead(os.getpid())
