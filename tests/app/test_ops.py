@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -251,3 +252,31 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.1)
     time.sleep(1.5)  # the second worker imports the app (probes go to /health, not counted here)
+
+
+def test_the_gates_refusals_are_counted_and_the_held_request_is_in_flight(
+    settings: Settings,
+) -> None:
+    from tests.app.test_admission import Hold
+
+    app = create_app(settings.model_copy(update={"max_in_flight": 1}))
+    hold = Hold()
+    app.register(hold.route())
+    try:
+        with TestClient(app=app) as client:
+            held: list[Any] = []
+            thread = threading.Thread(target=lambda: held.append(client.get("/test/hold")))
+            thread.start()
+            hold.entered.acquire(timeout=30)
+            refused = [client.get("/units").status_code for _ in range(3)]
+            during = samples(client)  # /metrics is never refused
+            hold.release.set()
+            thread.join(timeout=30)
+            after = samples(client)
+    finally:
+        hold.release.set()
+        app.state.engine.dispose()
+    assert refused == [503, 503, 503] and held[0].status_code == 200
+    assert during[("copool_http_requests_total", _labels(method="GET", route="(none)", status="503"))] == 3
+    assert during[("copool_http_requests_in_flight", frozenset())] == 2  # the held one and the scrape
+    assert after[("copool_http_requests_total", _labels(method="GET", route="/test/hold", status="200"))] == 1
