@@ -62,7 +62,8 @@ def configure(level: str, fmt: Format, stream: IO[str] | None = None) -> logging
     handler.setFormatter(formatter(fmt))
     handler.addFilter(RequestIdFilter())
     logger.addHandler(handler)
-    logger.propagate = False
+    # still propagated: uvicorn leaves the root logger without handlers, and a root handler
+    # someone adds (pytest's capture, an embedding app) sees copool's lines too
     if fmt == "json":
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             for other in logging.getLogger(name).handlers:
