@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, insert, null, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from ledger.currency import Money, check_minor, currency_scale, format_minor
 from ledger.errors import (
@@ -466,25 +466,35 @@ def write_entry(
             raise InvalidOperation(f"account {ref.key} would go below zero", field="amount")
     if entry_id is None:
         entry_id = next_entry_id(session)
-    entry = Entry(
-        id=entry_id,
-        ledger_id=ledger.id,
-        kind=kind,
-        idempotency_key=key,
-        request_hash=digest,
-        effective_at=effective_at,
-        **{"memo": "", **columns},
-    )
-    # Added before anything is written, flushed after the postings: a failure here leaves
-    # nothing behind. The postings go straight to the connection (no flush of the pending
-    # entry before them: the entry row closes the entry and must come last).
+    values = {
+        **_ENTRY_DEFAULTS, "id": entry_id, "ledger_id": ledger.id, "kind": kind,
+        "idempotency_key": key, "request_hash": digest, "effective_at": effective_at, **columns,
+    }  # fmt: skip
+    entry = Entry(**values)
+    # Attached before anything is written (a failure here leaves nothing behind), as a
+    # persistent object: the rows go in as two Core inserts, postings first (the entry row
+    # closes the entry), without the cost of a unit-of-work flush.
+    make_transient_to_detached(entry)
     session.add(entry)
-    session.connection().execute(
-        insert(Posting.__table__),  # type: ignore[arg-type]
-        [
-            {"entry_id": entry_id, "account_id": acc, "amount": amount, "flow": flow}
-            for acc, amount, flow in rows
-        ],
-    )
-    session.flush()
+    connection = session.connection()
+    try:
+        connection.execute(
+            _INSERT_POSTINGS,
+            [
+                {"entry_id": entry_id, "account_id": acc, "amount": amount, "flow": flow}
+                for acc, amount, flow in rows
+            ],
+        )
+        connection.execute(_INSERT_ENTRY, values)
+    except BaseException:
+        session.expunge(entry)
+        raise
     return entry
+
+
+_ENTRY_DEFAULTS: dict[str, Any] = {
+    **{name: None for name in Entry.__table__.columns.keys()},  # noqa: SIM118
+    "memo": "",
+}
+_INSERT_POSTINGS = insert(Posting.__table__)  # type: ignore[arg-type]
+_INSERT_ENTRY = insert(Entry.__table__)  # type: ignore[arg-type]
