@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.agreements.models import SharingAgreement
@@ -28,9 +28,9 @@ from app.bookings.availability import Interval
 from app.bookings.models import LIVE_STATUSES, Booking
 from app.bookings.rules import MonthlyCap, _agreement_caps, _lending_caps, _months
 from app.catalog.models import Resource, ResourceKind
+from app.reports.minutes import per_bucket
 from app.reports.schemas import Report
-from app.reports.scope import ReportFilter, clip, seconds_between, unit_names, unit_scope
-from app.reports.utilisation import bucket_table
+from app.reports.scope import ReportFilter, unit_names, unit_scope
 
 COLUMNS = [
     "cap", "agreement_id", "lender", "borrower", "resource_id", "resource", "month",
@@ -79,19 +79,8 @@ def _used(
     session: Session, months: list[Interval], condition: Any, *keys: Any
 ) -> dict[tuple[Any, ...], list[int]]:
     """Minutes of live bookings meeting ``condition`` per ``keys`` and month, in SQL."""
-    b = bucket_table(months)
-    start = clip(session, Booking.start, b.c.bs, upper=False)
-    end = clip(session, Booking.end, b.c.be, upper=True)
-    query = (
-        select(*keys, b.c.i, func.sum(seconds_between(session, start, end)))
-        .join(b, and_(Booking.start < b.c.be, Booking.end > b.c.bs))
-        .where(Booking.status.in_(LIVE_STATUSES), condition)
-        .group_by(*keys, b.c.i)
-    )
-    out: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(months))
-    for *key, i, seconds in session.execute(query):
-        out[tuple(key)][i] = round(float(seconds) / 60)
-    return out
+    used = per_bucket(session, months, [Booking.status.in_(LIVE_STATUSES), condition], *keys)
+    return defaultdict(lambda: [0] * len(months), used)
 
 
 def _agreement_rows(

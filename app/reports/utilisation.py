@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
-from app.base import DateTimeUTC
 from app.bookings.availability import (
     Interval,
     subtract,
@@ -30,12 +29,11 @@ from app.bookings.availability import (
 from app.bookings.models import LIVE_STATUSES, Booking
 from app.bookings.rules import unavailable_periods
 from app.catalog.models import DeviceType, Resource
+from app.reports.minutes import per_bucket
 from app.reports.schemas import Report
 from app.reports.scope import (
     ReportFilter,
     buckets,
-    clip,
-    seconds_between,
     unit_names,
     unit_scope,
 )
@@ -49,7 +47,6 @@ COLUMNS = [
     "available_minutes",
     "utilisation",
 ]
-LEVELS = ("resource", "type", "unit")
 
 
 @dataclass(slots=True)
@@ -129,41 +126,21 @@ def _resources(session: Session, actor: Actor, filters: ReportFilter) -> list[_R
     ]
 
 
-def bucket_table(spans: list[Interval]) -> Any:
-    kind = DateTimeUTC(timezone=True)
-    parts: list[Any] = [
-        select(literal(i).label("i"), literal(s, kind).label("bs"), literal(e, kind).label("be"))
-        for i, (s, e) in enumerate(spans)
-    ]
-    return union_all(*parts).subquery("buckets") if len(parts) > 1 else parts[0].subquery("buckets")
-
-
 def _booked(
     session: Session, filters: ReportFilter, spans: list[Interval], ids: list[uuid.UUID]
 ) -> dict[tuple[uuid.UUID, int], int]:
     """Minutes of live bookings per (resource, bucket), clipped to the bucket, in SQL."""
-    b = bucket_table(spans)
-    start = clip(session, Booking.start, b.c.bs, upper=False)
-    end = clip(session, Booking.end, b.c.be, upper=True)
-    query = (
-        select(Booking.resource_id, b.c.i, func.sum(seconds_between(session, start, end)))
-        .join(b, and_(Booking.start < b.c.be, Booking.end > b.c.bs))
-        .where(
-            Booking.status.in_(LIVE_STATUSES),
-            Booking.start < filters.end,
-            Booking.end > filters.start,
-        )
-        .group_by(Booking.resource_id, b.c.i)
-    )
+    conditions: list[Any] = [Booking.status.in_(LIVE_STATUSES)]
     if len(ids) < 2000:
-        query = query.where(Booking.resource_id.in_(ids))
+        conditions.append(Booking.resource_id.in_(ids))
     if filters.project_id is not None:
-        query = query.where(Booking.project_id == filters.project_id)
+        conditions.append(Booking.project_id == filters.project_id)
     wanted = set(ids)
     return {
-        (rid, i): round(float(seconds) / 60)
-        for rid, i, seconds in session.execute(query)
+        (rid, i): minutes
+        for (rid,), values in per_bucket(session, spans, conditions, Booking.resource_id).items()
         if rid in wanted
+        for i, minutes in enumerate(values)
     }
 
 
@@ -198,4 +175,4 @@ def _clipped(periods: list[Interval], span: tuple[datetime, datetime]) -> list[I
     return [(max(s, span[0]), min(e, span[1])) for s, e in periods if s < span[1] and e > span[0]]
 
 
-__all__ = ["COLUMNS", "LEVELS", "report"]
+__all__ = ["COLUMNS", "report"]
