@@ -56,7 +56,7 @@ from app.ops.metrics import Metrics
 from app.ops.observe import ObservedRequests
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController, ProjectInvitationController
-from app.reports.controllers import ReportController
+from app.reports.controllers import ReportController, document_formats
 from app.settings import Settings, get_settings
 from app.throttle import ThrottleMiddleware, make_throttle
 from app.units.controllers import UnitController
@@ -192,7 +192,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=render_plugins(),
         ),
         debug=settings.debug,
-        on_startup=[_widen_thread_pools, forbid_unknown_fields, lambda: jobs.start()],
+        on_startup=[
+            _widen_thread_pools, forbid_unknown_fields, document_formats, lambda: jobs.start()
+        ],
         on_shutdown=[lambda: jobs.stop(), metrics.close],
     )
     app.state.settings = settings
