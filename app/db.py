@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,6 +96,20 @@ class _SerialisedConnection(sqlite3.Connection):
             self._release()
 
 
+def _ensure_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Put the file in WAL mode unless it is already; a connection opened at the same moment
+    may hold the lock the switch needs, and SQLite refuses at once instead of waiting, so
+    the switch is retried (a few milliseconds apart) until the other one has made it."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _sqlite_engine(url: str, busy_timeout_ms: int, echo: bool) -> Engine:
     lock = threading.Lock()
     engine = create_engine(
@@ -119,8 +134,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, echo: bool) -> Engine:
         # WAL is a property of the file: set it only when missing, because switching the
         # mode needs a lock that another connection (the in-process job worker) may hold,
         # and SQLite answers that with "database is locked" without waiting
-        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            cursor.execute("PRAGMA journal_mode=WAL")
+        _ensure_wal(cursor, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
