@@ -32,6 +32,7 @@ from calendars.records import (
     BookingStatus,
     BusyInterval,
     FeedSpec,
+    Override,
     Recurrence,
 )
 from calendars.sequence import next_sequence, sequence_must_rise
@@ -48,6 +49,7 @@ __all__ = [
     "FeedVersion",
     "InvalidFeedInput",
     "MalformedCalendar",
+    "Override",
     "Recurrence",
     "TooManyOccurrences",
     "UnknownTimeZone",

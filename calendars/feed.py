@@ -20,10 +20,11 @@ from datetime import datetime
 from calendars.errors import InvalidFeedInput
 from calendars.icstext import duration, escape_text, fold_text, local_stamp, utc_stamp
 from calendars.records import _ONE_US, BookingRecord, BookingStatus, FeedSpec, _micros, _utc, zone
+from calendars.series import expand, pinned
 from calendars.timezones import vtimezone_lines
 
 PRODID = "-//copool//calendars 1//EN"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 """Bump when the rendered form changes, so every ETag changes with it."""
 
 _STATUS = {
@@ -118,8 +119,9 @@ def _select(feed: FeedSpec, bookings: Iterable[BookingRecord], now: datetime) ->
     return _Selection(kept, tuple(sorted(zones)), first_year - 1, bounds.window_end.year + 1)
 
 
-def _event(b: BookingRecord) -> str:
-    """One VEVENT as folded text, CRLF after each line (the caller encodes whole feeds)."""
+def _event(b: BookingRecord, horizon: datetime) -> str:
+    """One VEVENT as folded text, CRLF after each line (the caller encodes whole feeds); a
+    series is followed by its overrides, gap and fold occurrences pinned (calendars.series)."""
     out = [
         "BEGIN:VEVENT",
         fold_text(f"UID:{escape_text(b.uid)}"),
@@ -130,16 +132,40 @@ def _event(b: BookingRecord) -> str:
     if rec is None:
         out.append(f"DTSTART:{utc_stamp(b.start)}")
         out.append(f"DTEND:{utc_stamp(b.end)}")
-    else:
-        tz = zone(rec.tzid)
-        out.append(fold_text(f"DTSTART;TZID={rec.tzid}:{local_stamp(b.start.astimezone(tz))}"))
-        out.append(fold_text(f"DTEND;TZID={rec.tzid}:{local_stamp(b.end.astimezone(tz))}"))
-        out.append(fold_text(f"RRULE:{rec.rrule}"))
-        # One EXDATE per line, in the same form as DTSTART: some clients read only the first
-        # value of a comma-separated list, and some match EXDATEs to DTSTART textually.
-        for x in rec.exdates:
-            out.append(fold_text(f"EXDATE;TZID={rec.tzid}:{local_stamp(x.astimezone(tz))}"))
-    summary = BUSY_SUMMARY if b.busy_only else b.summary
+        return "\r\n".join([*out, *_details(b, b.summary)])
+    tz = zone(rec.tzid)
+    out.append(fold_text(f"DTSTART;TZID={rec.tzid}:{local_stamp(b.start.astimezone(tz))}"))
+    out.append(fold_text(f"DTEND;TZID={rec.tzid}:{local_stamp(b.end.astimezone(tz))}"))
+    out.append(fold_text(f"RRULE:{rec.rrule}"))
+    last = rec.until or horizon
+    wanted = [*rec.exdates, *(o.recurrence_id for o in rec.overrides)]
+    expansion = expand(rec.rrule, rec.tzid, b.start, max([last, *wanted]))
+    # One EXDATE per line, in the same form as DTSTART: some clients read only the first
+    # value of a comma-separated list, and some match EXDATEs to DTSTART textually.
+    for x in rec.exdates:
+        wall = expansion.wall_clock.get(x) or x.astimezone(tz)
+        out.append(fold_text(f"EXDATE;TZID={rec.tzid}:{local_stamp(wall)}"))
+    text = "\r\n".join([*out, *_details(b, b.summary)])
+    for o in pinned(rec, expansion, b.end - b.start):
+        wall = expansion.wall_clock.get(o.recurrence_id) or o.recurrence_id.astimezone(tz)
+        head = [
+            "BEGIN:VEVENT",
+            fold_text(f"UID:{escape_text(b.uid)}"),
+            f"DTSTAMP:{utc_stamp(b.last_modified)}",
+            f"SEQUENCE:{b.sequence}",
+            fold_text(f"RECURRENCE-ID;TZID={rec.tzid}:{local_stamp(wall)}"),
+            f"DTSTART:{utc_stamp(o.start)}",
+            f"DTEND:{utc_stamp(o.end)}",
+        ]
+        text += "\r\n".join([*head, *_details(b, o.summary or b.summary)])
+    return text
+
+
+def _details(b: BookingRecord, summary: str) -> list[str]:
+    """An event's lines after its times: summary, privacy, texts, status, the end."""
+    out = []
+    if b.busy_only:
+        summary = BUSY_SUMMARY
     prefix = _WITHDRAWN_PREFIX.get(b.status)
     if prefix:
         summary = prefix + summary
@@ -158,7 +184,7 @@ def _event(b: BookingRecord) -> str:
         # A withdrawn booking no longer makes anyone busy.
         out.append("TRANSP:TRANSPARENT")
     out.append("END:VEVENT\r\n")
-    return "\r\n".join(out)
+    return out
 
 
 def _text_block(lines: Iterable[str]) -> bytes:
@@ -210,7 +236,8 @@ def render_feed(feed: FeedSpec, bookings: Iterable[BookingRecord], *, now: datet
         for tz_name in sel.zones
         for line in vtimezone_lines(tz_name, sel.first_year, sel.last_year)
     )
-    events = [_event(b).encode("utf-8") for b in sel.bookings]
+    horizon = _Bounds.at(feed, now).window_end
+    events = [_event(b, horizon).encode("utf-8") for b in sel.bookings]
     head = _head(feed, "")
     size = len(head) + len(zones) + sum(map(len, events)) + len(_TAIL)
     if feed.max_bytes is not None and size > feed.max_bytes and events:

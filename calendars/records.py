@@ -110,6 +110,30 @@ class FeedSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """One occurrence of a series shown elsewhere than its rule puts it (a RECURRENCE-ID
+    event): an occurrence moved or renamed alone."""
+
+    recurrence_id: datetime
+    """Where the rule puts the occurrence (aware): a wall-clock time that does not exist is
+    placed with the offset before the change (shifted forward by the gap), an ambiguous one
+    at its first instant, as RFC 5545 and ``zoneinfo`` do."""
+    start: datetime
+    end: datetime
+    summary: str = ""
+    """The occurrence's own title; empty: the series' summary."""
+
+    def __post_init__(self) -> None:
+        start = _utc(self.start, "override start")
+        end = _utc(self.end, "override end")
+        if end <= start:
+            raise InvalidFeedInput(f"override: end {end.isoformat()} is not after start")
+        object.__setattr__(self, "recurrence_id", _utc(self.recurrence_id, "recurrence_id"))
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+
+
+@dataclass(frozen=True, slots=True)
 class Recurrence:
     """A repeating booking: an RRULE anchored in a named zone, minus cancelled occurrences.
 
@@ -124,7 +148,11 @@ class Recurrence:
     tzid: str
     """IANA zone whose wall clock the series follows."""
     exdates: tuple[datetime, ...] = ()
-    """Start instants of cancelled occurrences (aware)."""
+    """Start instants of cancelled occurrences (aware), where the rule puts them."""
+    overrides: tuple[Override, ...] = ()
+    """Occurrences moved or renamed alone. Occurrences whose wall-clock time falls into a
+    daylight-saving gap or fold are pinned the same way by the renderer (clients place
+    those differently), so they need no override here."""
     until: datetime | None = field(init=False, default=None)
     """UNTIL as a UTC instant, derived from ``rrule`` (None when open-ended or COUNT)."""
 
@@ -159,6 +187,9 @@ class Recurrence:
             self,
             "exdates",
             tuple(sorted({_utc(x, "exdate") for x in self.exdates})),
+        )
+        object.__setattr__(
+            self, "overrides", tuple(sorted(self.overrides, key=lambda o: o.recurrence_id))
         )
 
 
