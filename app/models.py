@@ -25,6 +25,12 @@ from app.catalog.models import (
 )
 from app.feeds.models import FeedSubscription
 from app.jobs.models import PeriodicJob
+from app.notifications.models import (
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationPreference,
+    WebhookEndpoint,
+)
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.units.models import Unit
 from ledger import models as ledger_models  # noqa: F401  (the ledger's tables share the metadata)
@@ -42,6 +48,9 @@ __all__ = [
     "ExpertSkill",
     "FeedSubscription",
     "IdempotencyRecord",
+    "NotificationDelivery",
+    "NotificationEvent",
+    "NotificationPreference",
     "PeriodicJob",
     "Project",
     "ProjectMember",
@@ -54,5 +63,6 @@ __all__ = [
     "Unavailability",
     "Unit",
     "User",
+    "WebhookEndpoint",
     "metadata",
 ]
