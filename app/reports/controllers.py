@@ -7,11 +7,13 @@ both days included, UTC), at most ``COPOOL_MAX_RANGE_DAYS`` long.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response
+from litestar.di import Provide
 from litestar.params import QueryParameter
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,7 @@ from app.reports import caps, fulfilment, money, noshows, reciprocity, utilisati
 from app.reports.schemas import Report
 from app.reports.scope import Grouping, ReportFilter, check_period, check_visible
 from app.routing import get
+from app.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
 From = Annotated[date, QueryParameter(name="from", description="First day of the period (UTC)")]
@@ -56,11 +59,19 @@ def _answer(request: AnyRequest, report: Report, fmt: Format | None) -> Response
     return Response(report.model_dump(mode="json"))
 
 
-def _filters(request: AnyRequest, db_session: Session, actor: Actor, **values: Any) -> ReportFilter:
-    check_period(
-        values["period_from"], values["period_to"], request.app.state.settings.max_range_days
-    )
-    filters = ReportFilter(**values)
+def provide_filters(
+    settings: Settings,
+    actor: Actor,
+    db_session: Session,
+    period_from: From,
+    period_to: To,
+    unit_id: uuid.UUID | None = None,
+    project_id: uuid.UUID | None = None,
+) -> ReportFilter:
+    """The filters every report over a period shares, checked (400 naming the field; 404
+    for a unit or project the caller may not see)."""
+    check_period(period_from, period_to, settings.max_range_days)
+    filters = ReportFilter(period_from, period_to, unit_id=unit_id, project_id=project_id)
     check_visible(db_session, actor, filters)
     return filters
 
@@ -70,6 +81,7 @@ class ReportController(Controller):
 
     path = "/reports"
     tags = ["reports"]
+    dependencies = {"filters": Provide(provide_filters, sync_to_thread=True)}
 
     @get("/utilisation", responses=ANSWERS, summary="Booked / available working hours")
     def utilisation(
@@ -77,76 +89,31 @@ class ReportController(Controller):
         request: AnyRequest,
         actor: Actor,
         db_session: Session,
-        period_from: From,
-        period_to: To,
-        unit_id: uuid.UUID | None = None,
-        project_id: uuid.UUID | None = None,
+        filters: ReportFilter,
         kind: ResourceKind | None = None,
         device_type_id: uuid.UUID | None = None,
         group: Grouping = Grouping.MONTH,
         by: Level = Level.RESOURCE,
         format: Format | None = None,
     ) -> Response[Any]:
-        filters = _filters(
-            request,
-            db_session,
-            actor,
-            period_from=period_from,
-            period_to=period_to,
-            unit_id=unit_id,
-            project_id=project_id,
-            kind=kind.value if kind else None,
-            device_type_id=device_type_id,
-            group=group,
-        )
+        filters = replace(filters, kind=kind.value if kind else None,
+                          device_type_id=device_type_id, group=group)  # fmt: skip
         return _answer(request, utilisation.report(db_session, actor, filters, by.value), format)
 
     @get("/fulfilment", responses=ANSWERS, summary="Requests made, served, refused, withdrawn")
     def fulfilment(
-        self,
-        request: AnyRequest,
-        actor: Actor,
-        db_session: Session,
-        period_from: From,
-        period_to: To,
-        unit_id: uuid.UUID | None = None,
-        project_id: uuid.UUID | None = None,
+        self, request: AnyRequest, actor: Actor, db_session: Session, filters: ReportFilter,
         format: Format | None = None,
-    ) -> Response[Any]:
-        filters = _filters(
-            request,
-            db_session,
-            actor,
-            period_from=period_from,
-            period_to=period_to,
-            unit_id=unit_id,
-            project_id=project_id,
-        )
+    ) -> Response[Any]:  # fmt: skip
         return _answer(request, fulfilment.report(db_session, actor, filters), format)
 
     @get(
         "/reciprocity", responses=ANSWERS, summary="Hours and money each unit lent each other unit"
     )
     def reciprocity(
-        self,
-        request: AnyRequest,
-        actor: Actor,
-        db_session: Session,
-        period_from: From,
-        period_to: To,
-        unit_id: uuid.UUID | None = None,
-        project_id: uuid.UUID | None = None,
+        self, request: AnyRequest, actor: Actor, db_session: Session, filters: ReportFilter,
         format: Format | None = None,
-    ) -> Response[Any]:
-        filters = _filters(
-            request,
-            db_session,
-            actor,
-            period_from=period_from,
-            period_to=period_to,
-            unit_id=unit_id,
-            project_id=project_id,
-        )
+    ) -> Response[Any]:  # fmt: skip
         return _answer(request, reciprocity.pairs(db_session, actor, filters), format)
 
     @get(
@@ -155,48 +122,16 @@ class ReportController(Controller):
         summary="Each unit's lent, borrowed and net hours and money",
     )
     def reciprocity_balances(
-        self,
-        request: AnyRequest,
-        actor: Actor,
-        db_session: Session,
-        period_from: From,
-        period_to: To,
-        unit_id: uuid.UUID | None = None,
-        project_id: uuid.UUID | None = None,
+        self, request: AnyRequest, actor: Actor, db_session: Session, filters: ReportFilter,
         format: Format | None = None,
-    ) -> Response[Any]:
-        filters = _filters(
-            request,
-            db_session,
-            actor,
-            period_from=period_from,
-            period_to=period_to,
-            unit_id=unit_id,
-            project_id=project_id,
-        )
+    ) -> Response[Any]:  # fmt: skip
         return _answer(request, reciprocity.balances(db_session, actor, filters), format)
 
     @get("/caps", responses=ANSWERS, summary="Agreement and lending caps used, flagged at 80 %")
     def caps(
-        self,
-        request: AnyRequest,
-        actor: Actor,
-        db_session: Session,
-        period_from: From,
-        period_to: To,
-        unit_id: uuid.UUID | None = None,
-        project_id: uuid.UUID | None = None,
+        self, request: AnyRequest, actor: Actor, db_session: Session, filters: ReportFilter,
         format: Format | None = None,
-    ) -> Response[Any]:
-        filters = _filters(
-            request,
-            db_session,
-            actor,
-            period_from=period_from,
-            period_to=period_to,
-            unit_id=unit_id,
-            project_id=project_id,
-        )
+    ) -> Response[Any]:  # fmt: skip
         return _answer(request, caps.report(db_session, actor, filters), format)
 
     @get("/money", responses=ANSWERS, summary="Pledged, received, held, spent per funder; burn")
@@ -220,25 +155,13 @@ class ReportController(Controller):
         request: AnyRequest,
         actor: Actor,
         db_session: Session,
-        period_from: From,
-        period_to: To,
-        unit_id: uuid.UUID | None = None,
-        project_id: uuid.UUID | None = None,
+        filters: ReportFilter,
         late_hours: Annotated[
             int,
             QueryParameter(ge=0, le=24 * 30, description="Late: cancelled this close to the start"),
         ] = 24,
         format: Format | None = None,
     ) -> Response[Any]:
-        filters = _filters(
-            request,
-            db_session,
-            actor,
-            period_from=period_from,
-            period_to=period_to,
-            unit_id=unit_id,
-            project_id=project_id,
-        )
         return _answer(request, noshows.report(db_session, actor, filters, late_hours), format)
 
 
