@@ -38,14 +38,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.auth.actor import SYSTEM  # noqa: E402
-from app.bookings.models import Request, Requirement  # noqa: E402
+from app.bookings.models import Booking, Request, Requirement  # noqa: E402
 from app.catalog.models import Unavailability  # noqa: E402
 from app.db import make_engine, make_session_factory  # noqa: E402
 from app.reports import caps, fulfilment, money, noshows, reciprocity, utilisation  # noqa: E402
 from app.reports.scope import Grouping, ReportFilter  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
 from benchmarks import booking  # noqa: E402
 
 GOAL_P95_S = 1.0
@@ -132,7 +134,7 @@ def reports(period: ReportFilter, weeks: ReportFilter) -> dict[str, Callable[[An
     }
 
 
-def measure(url: str, repeats: int) -> dict[str, Any]:
+def measure(url: str, repeats: int, only: list[str] | None = None) -> dict[str, Any]:
     """p50/p95 seconds and rows of every report over the year around the data's centre."""
     centre = booking.WINDOW_START + timedelta(days=10)
     first, last = centre - timedelta(days=182), centre + timedelta(days=182)
@@ -143,6 +145,8 @@ def measure(url: str, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         for name, call in reports(period, weeks).items():
+            if only and not any(name.startswith(o) for o in only):
+                continue
             times, rows = [], 0
             for i in range(repeats + 1):
                 with factory() as s:
@@ -159,6 +163,21 @@ def measure(url: str, repeats: int) -> dict[str, Any]:
     finally:
         engine.dispose()
     return out
+
+
+def reuse(url: str, count: int, repeats: int, only: list[str] | None) -> dict[str, Any]:
+    """Time the reports over a database kept between runs, migrating and seeding it first
+    when it has no bookings yet (to iterate on one report without seeding each time)."""
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        seeded = conn.execute(select(func.count()).select_from(Booking)).scalar_one()
+    engine.dispose()
+    seconds = 0.0
+    if not seeded:
+        _, seconds = seed(url, count)
+        print(f"{url}: seeded {count:,} bookings in {seconds:.1f} s", file=sys.stderr)
+    return {"seed_s": round(seconds, 1), "reports": measure(url, repeats, only)}
 
 
 def bench(kind: str, pg_url: str | None, count: int, repeats: int) -> dict[str, Any]:
@@ -189,9 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="timed calls per report (default 20; 3 quick)")
     parser.add_argument("--postgres-url", default=os.environ.get("COPOOL_BENCH_POSTGRES_URL"),
                         help="PostgreSQL server (default $COPOOL_BENCH_POSTGRES_URL)")  # fmt: skip
+    parser.add_argument("--database", metavar="URL",
+                        help="time this database, seeding it first if it has no bookings "
+                        "(kept afterwards; instead of fresh ones)")  # fmt: skip
+    parser.add_argument("--only", nargs="+", metavar="REPORT",
+                        help="time only the reports whose names start so (e.g. caps)")
     args = parser.parse_args(argv)
     count = 10_000 if args.quick else 1_000_000
     repeats = args.repeats or (3 if args.quick else 20)
+    if args.database:
+        kind = make_url(args.database).get_backend_name()
+        print_table({kind: reuse(args.database, count, repeats, args.only)}, count)
+        return 0
     databases = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
     if not args.postgres_url:
         print("PostgreSQL skipped: give --postgres-url or set COPOOL_BENCH_POSTGRES_URL",
