@@ -45,9 +45,9 @@ from app.auth.actor import SYSTEM  # noqa: E402
 from app.bookings.models import Booking, Request, Requirement  # noqa: E402
 from app.catalog.models import Unavailability  # noqa: E402
 from app.db import make_engine, make_session_factory  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
 from app.reports import caps, fulfilment, money, noshows, reciprocity, utilisation  # noqa: E402
 from app.reports.scope import Grouping, ReportFilter  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
 from benchmarks import booking  # noqa: E402
 
 GOAL_P95_S = 1.0
@@ -211,8 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", metavar="URL",
                         help="time this database, seeding it first if it has no bookings "
                         "(kept afterwards; instead of fresh ones)")  # fmt: skip
-    parser.add_argument("--only", nargs="+", metavar="REPORT",
-                        help="time only the reports whose names start so (e.g. caps)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="REPORT",
+        help="time only the reports whose names start so (e.g. caps)",
+    )
     args = parser.parse_args(argv)
     count = 10_000 if args.quick else 1_000_000
     repeats = args.repeats or (3 if args.quick else 20)
