@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     """A running run whose worker has been silent this long is taken back (retried or failed)."""
     run_max_attempts: int = Field(default=3, ge=1, le=20)
     """Workers a run may lose before it is failed with the reason."""
+    max_active_runs: int = Field(default=4, ge=1, le=1000)
+    """Allocation runs one unit may have queued or running at once (more: 409 ``too_many_runs``)."""
     public_base_url: str = "http://127.0.0.1:8000"
     """Base URL under which the service is reached (used in links it hands out)."""
     max_in_flight: int = Field(default=24, ge=1, le=1000)

@@ -38,7 +38,9 @@ class AllocationRunController(Controller):
             stale=timedelta(seconds=settings.run_stale_seconds),
             max_attempts=settings.run_max_attempts,
         )
-        run = services.start_run(db_session, actor, data, recovery)
+        run = services.start_run(
+            db_session, actor, data, recovery, max_active=settings.max_active_runs
+        )
         db_session.commit()  # the worker must see the run
         request.app.state.jobs.enqueue(run.id)
         return RunRead.model_validate(run)

@@ -42,12 +42,17 @@ def _visible(actor: Actor) -> ColumnElement[bool]:
 
 
 def start_run(
-    session: Session, actor: Actor, data: RunCreate, recovery: Recovery | None = None
+    session: Session,
+    actor: Actor,
+    data: RunCreate,
+    recovery: Recovery | None = None,
+    max_active: int = MAX_ACTIVE_RUNS,
 ) -> AllocationRun:
     """Record a queued run (the caller enqueues it after commit).
 
     The unit's runs whose worker died are first taken back (``recover_runs``), so the quota
-    counts what lists show: queued and running runs of live workers."""
+    (``max_active`` queued or running runs per unit) counts what lists show: queued and
+    running runs of live workers."""
     if not actor.has(*RUN_ROLES):
         raise PermissionDenied("starting a run needs unit_manager or project_lead")
     projects = [str(p) for p in data.project_ids]
@@ -78,7 +83,7 @@ def start_run(
         )
         or 0
     )
-    if active >= MAX_ACTIVE_RUNS:
+    if active >= max_active:
         raise Conflict(
             f"your unit has {active} runs queued or running; wait for one to end",
             code="too_many_runs",

@@ -86,9 +86,14 @@ class Deployment:
         self.db_url = db_url
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.env: dict[str, str] = {}
+        """Settings of every process started from now on (``COPOOL_…``)."""
 
     def _start(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "COPOOL_DATABASE_URL": self.db_url, "COPOOL_LOG_LEVEL": "INFO"}
+        env = {
+            **os.environ, "COPOOL_DATABASE_URL": self.db_url, "COPOOL_LOG_LEVEL": "INFO",
+            **self.env,
+        }
         with (self.logs / f"{name}.log").open("wb") as sink:
             proc = subprocess.Popen(
                 [COPOOL, *args], cwd=ROOT, env=env, stdout=sink, stderr=sink,
@@ -266,40 +271,3 @@ def test_copool_worker_runs_the_periodic_jobs_on_postgresql(deployment, db_url, 
     with world.session() as s:
         assert s.get(Booking, uuid.UUID(booking_id)).status == "released"
         assert s.get(Request, uuid.UUID(request_id)).status == "expired"
-
-
-def test_two_servers_two_workers_one_killed_every_run_ends(deployment, db_url, app, world):
-    if db_url.startswith("sqlite"):
-        pytest.skip("several servers and workers share PostgreSQL")
-    _, http_a = deployment.serve("serve-a")
-    _, http_b = deployment.serve("serve-b")
-    workers = [deployment.worker("worker-a"), deployment.worker("worker-b")]
-    lead = busy_world(http_a, world)
-    ids = [start_run(http, lead, time_limit=4) for http in (http_a, http_b, http_a, http_b)]
-
-    def some_worker_solving() -> tuple[subprocess.Popen[bytes], int] | None:
-        for proc in workers:
-            solver = solvers(proc.pid)
-            if solver and any(solving(app, run_id) for run_id in ids):
-                return proc, solver[0]
-        return None
-
-    victim, solver = wait_for(some_worker_solving, "a worker to be solving")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    wait_for(lambda: not alive(solver), "the killed worker's solver to die", timeout=10)
-    deployment.worker("worker-c")  # the killed one, restarted
-
-    def all_ended() -> list[AllocationRun] | None:
-        rows = [run_row(app, run_id) for run_id in ids]
-        return rows if all(r.status in ("done", "failed") for r in rows) else None
-
-    ended = wait_for(all_ended, "every run to end", timeout=240)
-    assert [r.status for r in ended] == ["done"] * 4, [r.error for r in ended]
-    assert sum(r.attempts for r in ended) >= 5  # the killed worker's run was solved again
-
-    def solvers_left() -> list[int]:
-        return [p for proc in deployment.procs if proc.poll() is None for p in solvers(proc.pid)]
-
-    # a child exits just after writing its plan: none may stay once the runs are done
-    wait_for(lambda: not solvers_left(), "no solver process to remain", timeout=30)
