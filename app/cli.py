@@ -282,6 +282,20 @@ def users_create(unit_code: str, name: str, email: str, roles: tuple[str, ...]) 
         click.echo(str(user.id))
 
 
+@users.command("login-link")
+@click.argument("email")
+@click.option("--base-url", default=None, help="Base URL of copool (default COPOOL_PUBLIC_BASE_URL).")
+def users_login_link(email: str, base_url: str | None) -> None:
+    """Print a one-time dashboard sign-in link (15 minutes, used once) for a user."""
+    from app.ui.sessions import issue_login_link
+
+    settings = get_settings()
+    base = (base_url or settings.public_base_url or f"http://{settings.host}:{settings.port}")
+    with _scope() as session:
+        token = issue_login_link(session, email)
+    click.echo(f"{base.rstrip('/')}/ui/login/{token}")
+
+
 @main.group()
 def keys() -> None:
     """API keys."""

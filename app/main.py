@@ -59,6 +59,8 @@ from app.projects.controllers import ProjectController, ProjectInvitationControl
 from app.reports.controllers import ReportController, document_formats
 from app.settings import Settings, get_settings
 from app.throttle import ThrottleMiddleware, make_throttle
+from app.ui.controllers import ui_routers
+from app.ui.web import template_config
 from app.units.controllers import UnitController
 
 
@@ -166,7 +168,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FeedSubscriptionController,
             calendar_feed,
             BusyImportController,
+            *ui_routers(),
         ],
+        template_config=template_config(),
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "actor": Provide(provide_actor, sync_to_thread=True),

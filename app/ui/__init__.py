@@ -1,0 +1,1 @@
+"""The web dashboard at ``/ui/``: controllers rendering Jinja2 templates over the services."""
