@@ -9,6 +9,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from tests.app.conftest import app, client, settings, world  # noqa: F401  (fixtures)
+from tests.ui.browser import chromium, site, visitor  # noqa: F401  (fixtures)
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
