@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
 from app.ui.booking_pages import ApprovalController, ResourceController
+from app.ui.money_pages import FundsController, ReportPagesController
 from app.ui.pages import HomeController
 from app.ui.signin import SignInController
 from app.ui.web import EXCEPTION_HANDLERS, HERE, PAGE_HEADERS, provide_signed, provide_ui_actor
@@ -23,7 +24,14 @@ def ui_routers() -> list[Router]:
     """The dashboard's pages and its static assets (served from the package)."""
     pages = Router(
         path="/ui",
-        route_handlers=[SignInController, HomeController, ResourceController, ApprovalController],
+        route_handlers=[
+            SignInController,
+            HomeController,
+            ResourceController,
+            ApprovalController,
+            FundsController,
+            ReportPagesController,
+        ],
         dependencies={
             "signed": Provide(provide_signed),
             "actor": Provide(provide_ui_actor, sync_to_thread=False),

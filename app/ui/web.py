@@ -30,6 +30,7 @@ from app.problems import LEDGER_STATUS, STATUS
 from app.ui import sessions
 from app.ui.sessions import SignedIn
 from ledger import errors as ledger_errors
+from ledger.currency import format_minor
 
 HERE = Path(__file__).parent
 COOKIE = "copool_session"
@@ -56,6 +57,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         lstrip_blocks=True,
     )
     env.filters["zone"] = ZoneInfo
+    env.filters["money"] = format_minor
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
 

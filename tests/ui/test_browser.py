@@ -67,7 +67,37 @@ def test_every_page_loads_only_from_copool(visitor: Visitor) -> None:
         ("/ui/resources", "resources"),
         (f"/ui/resources/{lending.device}", "resource-device"),
         ("/ui/approvals", "approvals"),
+        ("/ui/projects", "projects"),
+        (f"/ui/projects/{lending.project}/funds", "funds"),
+        ("/ui/reports?name=utilisation", "report-utilisation"),
+        ("/ui/reports?name=fulfilment", "report-fulfilment"),
+        ("/ui/reports?name=reciprocity", "report-reciprocity"),
+        ("/ui/reports?name=caps", "report-caps"),
+        ("/ui/reports?name=money", "report-money"),
+        ("/ui/reports?name=no-shows", "report-no-shows"),
     ]:
         visitor.go(path, name)
     missing = visitor.page.request.get(visitor.site.base + "/ui/resources/00000000-0000-0000-0000-000000000000")
     assert missing.status == 404
+
+
+def test_a_project_lead_reaches_the_fund_statement_and_downloads_a_report(visitor: Visitor) -> None:
+    page = visitor.page
+    visitor.sign_in("lead")  # clicks 1-2: paste the key, sign in
+    page.get_by_role("link", name="Funds").click()  # 3
+    page.get_by_role("link", name="Fund statement of J1").click()  # 4
+    visitor.check("funds-statement")
+    assert page.locator("#available").inner_text() == "1000000.00 EUR"
+    statement = page.locator("table", has_text="running cash balance")
+    assert "1000000.00" in statement.locator("tbody tr").last.inner_text()
+    assert page.get_by_role("img", name="Cash balance of J1 over time, in EUR").count() == 1
+    page.get_by_role("link", name="Reports").click()
+    page.get_by_role("link", name="Project money").click()
+    visitor.check("report-money-lead")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    saved = download.value
+    assert saved.suggested_filename == "money.csv"
+    header, *rows = open(saved.path(), encoding="utf-8").read().splitlines()
+    assert header.startswith("project_id,project,currency,unit_id,unit,pledged,received")
+    assert any(",J1," in row or "Joint" in row for row in rows), rows

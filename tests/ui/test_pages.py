@@ -1,0 +1,53 @@
+"""Dashboard pages over plain HTTP: the same answers as the API, errors naming the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar.testing import TestClient
+
+from tests.app import booking_world
+from tests.app.conftest import World
+from tests.ui.conftest import sign_in
+
+
+def test_the_fund_statement_shows_the_running_balance_and_hides_other_units(
+    client: TestClient[Any], world: World
+) -> None:
+    lending = booking_world.build(world)
+    sign_in(client, world.tokens["lead"])
+    page = client.get(f"/ui/projects/{lending.project}/funds")
+    assert page.status_code == 200
+    assert re.search(r'id="available">1000000\.00 EUR<', page.text)
+    assert "<polyline" in page.text  # the chart of cash over time
+    client.cookies.clear()
+    sign_in(client, world.tokens["out"])
+    assert client.get(f"/ui/projects/{lending.project}/funds").status_code == 404
+
+
+def test_a_reports_csv_is_the_apis_csv(client: TestClient[Any], world: World) -> None:
+    booking_world.build(world)
+    sign_in(client, world.tokens["lead"])
+    period = "from=2026-01-01&to=2026-12-31"
+    for name in ("money", "utilisation", "reciprocity"):
+        ours = client.get(f"/ui/reports/{name}/csv?{period}")
+        api_name = "reciprocity/balances" if name == "reciprocity" else name
+        theirs = client.get(f"/reports/{api_name}?{period}&format=csv", headers=world.headers("lead"))
+        assert ours.status_code == theirs.status_code == 200
+        assert ours.headers["content-type"].startswith("text/csv")
+        assert ours.text == theirs.text
+
+
+def test_bad_input_answers_400_naming_the_field(client: TestClient[Any], world: World) -> None:
+    lending = booking_world.build(world)
+    csrf = sign_in(client, world.tokens["req"])
+    inverted = client.get("/ui/reports?name=caps&from=2026-12-10&to=2026-12-01")
+    assert inverted.status_code == 400 and "to" in inverted.text
+    booked = client.post(
+        f"/ui/resources/{lending.expert}/book",
+        data={"csrf": csrf, "start": "2030-01-07T10:00", "minutes": "many",
+              "project_id": str(lending.project)},
+    )
+    assert booked.status_code == 400 and "minutes" in booked.text
+    assert client.get("/ui/reports?name=nope").status_code == 404
