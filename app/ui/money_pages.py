@@ -14,7 +14,6 @@ from litestar.response import Template
 from sqlalchemy.orm import Session
 
 import ledger
-from ledger.currency import currency_scale
 from app.auth.actor import Actor
 from app.errors import NotFound
 from app.funds import services as funds
@@ -28,6 +27,7 @@ from app.ui.sessions import SignedIn
 from app.ui.views import bar_chart, names, step_chart
 from app.ui.web import render
 from app.units.models import Unit
+from ledger.currency import currency_scale
 
 From = Annotated[date | None, QueryParameter(name="from")]
 To = Annotated[date | None, QueryParameter(name="to")]

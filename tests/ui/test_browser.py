@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.ui.browser import Visitor
 
@@ -98,6 +99,6 @@ def test_a_project_lead_reaches_the_fund_statement_and_downloads_a_report(visito
         page.get_by_role("link", name="Download CSV").click()
     saved = download.value
     assert saved.suggested_filename == "money.csv"
-    header, *rows = open(saved.path(), encoding="utf-8").read().splitlines()
+    header, *rows = Path(saved.path()).read_text(encoding="utf-8").splitlines()
     assert header.startswith("project_id,project,currency,unit_id,unit,pledged,received")
     assert any(",J1," in row or "Joint" in row for row in rows), rows
