@@ -241,13 +241,14 @@ def units() -> None:
 @units.command("create")
 @click.option("--name", required=True)
 @click.option("--code", required=True)
-def units_create(name: str, code: str) -> None:
+@click.option("--time-zone", default="UTC", show_default=True, help="IANA zone, e.g. Europe/Berlin")
+def units_create(name: str, code: str, time_zone: str) -> None:
     """Create a unit (to bootstrap a new installation)."""
     from app.units.schemas import UnitCreate
     from app.units.services import create_unit
 
     with _scope() as session:
-        unit = create_unit(session, SYSTEM, UnitCreate(name=name, code=code))
+        unit = create_unit(session, SYSTEM, UnitCreate(name=name, code=code, time_zone=time_zone))
         click.echo(str(unit.id))
 
 
@@ -324,8 +325,12 @@ def keys_issue(email: str, name: str, expires_in: int | None) -> None:
         if user is None:
             raise click.ClickException(f"no user with email {email!r}")
         key, token = auth.issue_key(
-            session, SYSTEM, user.id, name,
-            expires_at=expires_at, max_days=get_settings().api_key_max_days,
+            session,
+            SYSTEM,
+            user.id,
+            name,
+            expires_at=expires_at,
+            max_days=get_settings().api_key_max_days,
         )
         click.echo(f"key id: {key.id}", err=True)
         click.echo(token)

@@ -50,10 +50,12 @@ from app.headers import security_headers
 from app.hygiene import RejectNul, allow_every_method, forbid_unknown_fields
 from app.jobs.controllers import AdminJobController
 from app.jobs.enqueue import job_queue
+from app.methods import EmptyBodyAsObject, HeadAsGet
 from app.ops import logs
 from app.ops.health import ROUTES as OPS_ROUTES
 from app.ops.metrics import Metrics
 from app.ops.observe import ObservedRequests
+from app.pagination import RememberScope, page_headers
 from app.problems import EXCEPTION_HANDLERS
 from app.projects.controllers import ProjectController, ProjectInvitationController
 from app.reports.controllers import ReportController, document_formats
@@ -182,6 +184,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IdempotencyMiddleware,
         ],
         before_send=[security_headers, allow_every_method],
+        after_request=page_headers,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="copool",
@@ -211,7 +214,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.metrics = metrics
     app.state.read_engine = db.read_engine
     # outermost: every request gets its id and is counted, the gate's refusals too
-    app.asgi_handler = ObservedRequests(app.asgi_handler, metrics)
+    app.asgi_handler = ObservedRequests(
+        HeadAsGet(EmptyBodyAsObject(RememberScope(app.asgi_handler))), metrics
+    )
     return app
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -37,6 +38,30 @@ STATUS: dict[type[errors.CopoolError], int] = {
 """Domain exception → HTTP status. Business code never raises an HTTP exception."""
 
 
+DEFAULT_CODES: dict[int, str] = {
+    400: "invalid_input",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "busy",
+}
+"""The ``code`` of a problem that names no more precise one: every problem has a code."""
+
+
+def snake_case(name: str) -> str:
+    """``InsufficientFunds`` → ``insufficient_funds`` (codes are snake_case everywhere)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 class FieldError(BaseModel):
     """One input problem: where (``field``, a dotted path) and what."""
 
@@ -58,6 +83,12 @@ class Problem(BaseModel):
     conflicts: list[dict[str, Any]] = []
     shortfall: int | None = None
     """Minor units a project lacks (code ``budget_short``)."""
+
+    @model_validator(mode="after")
+    def _default_code(self) -> Problem:
+        if not self.code:
+            self.code = DEFAULT_CODES.get(self.status, f"http_{self.status}")
+        return self
 
 
 def problem_response(status: int, title: str, detail: str, **members: Any) -> Response[Any]:
@@ -99,7 +130,7 @@ LEDGER_STATUS: dict[type[ledger_errors.LedgerError], int] = {
 def _ledger(_: Request[Any, Any, Any], exc: ledger_errors.LedgerError) -> Response[Any]:
     status = next(code for cls, code in LEDGER_STATUS.items() if isinstance(exc, cls))
     field = getattr(exc, "field", None)
-    members: dict[str, Any] = {"code": type(exc).__name__}
+    members: dict[str, Any] = {"code": snake_case(type(exc).__name__)}
     if field:
         members["field"] = field
         members["errors"] = [FieldError(field=field, message=str(exc))]

@@ -139,7 +139,9 @@ def seed_demo(session: Session, today: date | None = None) -> DemoResult:
     units: dict[str, uuid.UUID] = {}
     zones: dict[str, str] = {}
     for name, code, zone in UNITS:
-        units[code] = create_unit(session, SYSTEM, UnitCreate(name=name, code=code)).id
+        units[code] = create_unit(
+            session, SYSTEM, UnitCreate(name=name, code=code, time_zone=zone)
+        ).id
         zones[code] = zone
 
     admin = auth.create_user(

@@ -72,8 +72,10 @@ class Settings(BaseSettings):
     """Workers a run may lose before it is failed with the reason."""
     max_active_runs: int = Field(default=4, ge=1, le=1000)
     """Allocation runs one unit may have queued or running at once (more: 409 ``too_many_runs``)."""
-    public_base_url: str = "http://127.0.0.1:8000"
-    """Base URL under which the service is reached (used in links it hands out)."""
+    public_base_url: str | None = None
+    """Base URL under which the service is reached (used in links it hands out, e.g. feed
+    URLs); unset, the scheme, host and port the request actually reached (behind a proxy
+    from ``trusted_proxies``' forwarded headers). Read it through :meth:`public_base`."""
     max_in_flight: int = Field(default=24, ge=1, le=1000)
     """Requests one worker serves at once; more are answered 503 at once (``app.admission``).
     Kept below the worker's threads and database connections (pool + overflow)."""
@@ -104,6 +106,11 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the configured database is SQLite."""
         return self.database_url.startswith("sqlite")
+
+    def public_base(self, served: str) -> str:
+        """The base of the links copool hands out: ``public_base_url``, else ``served``
+        (the base URL the request reached), without a trailing slash."""
+        return (self.public_base_url or served).rstrip("/")
 
 
 @lru_cache

@@ -20,7 +20,7 @@ from app.auth.schemas import (
     UserRead,
     UserUpdate,
 )
-from app.pagination import Limit, Offset, page
+from app.pagination import Limit, Offset, Search, page
 from app.problems import LIST, READ, WRITE
 from app.routing import get, patch, post
 from app.schemas import Page, Reason
@@ -47,9 +47,17 @@ class UserController(Controller):
         unit_id: uuid.UUID | None = None,
         role: Role | None = None,
         active: bool | None = None,
+        q: Search = None,
     ) -> Page[UserRead]:
         users, total = services.list_users(
-            db_session, actor, limit=limit, offset=offset, unit_id=unit_id, role=role, active=active
+            db_session,
+            actor,
+            limit=limit,
+            offset=offset,
+            unit_id=unit_id,
+            role=role,
+            active=active,
+            q=q,
         )
         return page(UserRead, users, total, limit, offset)
 

@@ -19,6 +19,7 @@ from app.auth.models import ApiKey, Role, User
 from app.auth.schemas import UserCreate, UserUpdate
 from app.base import utcnow
 from app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from app.pagination import matches
 from app.units.models import Unit
 
 TOKEN_PREFIX = "cpl_"
@@ -233,9 +234,10 @@ def list_users(
     unit_id: uuid.UUID | None = None,
     role: Role | None = None,
     active: bool | None = None,
+    q: str | None = None,
 ) -> tuple[list[User], int]:
-    """Users the actor may see, filtered."""
-    query = select(User)
+    """Users the actor may see, filtered (``q``: text in the name or e-mail)."""
+    query = select(User).where(matches(q, User.name, User.email))
     if not actor.sees_everything:
         if Role.UNIT_MANAGER in actor.roles:
             query = query.where(User.unit_id == actor.unit_id)

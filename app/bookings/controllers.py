@@ -30,7 +30,7 @@ from app.bookings.schemas import (
     SkippedOccurrence,
     SlotRead,
 )
-from app.pagination import Instant, Limit, Offset, OptionalInstant, page
+from app.pagination import Instant, Limit, Offset, OptionalInstant, Search, page
 from app.problems import LIST, READ, WRITE, problems
 from app.routing import get, patch, post
 from app.schemas import Page, aware, check_span
@@ -66,8 +66,10 @@ class BookingController(Controller):
         status: BookingStatus | None = None,
         start: OptionalInstant = None,
         end: OptionalInstant = None,
+        q: Search = None,
     ) -> Page[BookingRead]:
         filters = BookingFilter(
+            q=q,
             resource_id=resource_id,
             project_id=project_id,
             request_id=request_id,
@@ -273,6 +275,7 @@ class RequestController(Controller):
         project_id: uuid.UUID | None = None,
         status: RequestStatus | None = None,
         unit_id: uuid.UUID | None = None,
+        q: Search = None,
     ) -> Page[RequestRead]:
         rows, total = requests.list_requests(
             db_session,
@@ -282,6 +285,7 @@ class RequestController(Controller):
             project_id=project_id,
             status=status,
             unit_id=unit_id,
+            q=q,
         )
         return page(RequestRead, rows, total, limit, offset)
 

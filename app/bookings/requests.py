@@ -47,6 +47,7 @@ from app.bookings.services import (
 )
 from app.catalog.models import DeviceType, Resource, ResourceKind, Skill
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
+from app.pagination import matches
 from app.projects.models import Project
 from app.projects.services import get_project, participates
 
@@ -85,9 +86,10 @@ def list_requests(
     project_id: uuid.UUID | None = None,
     status: RequestStatus | None = None,
     unit_id: uuid.UUID | None = None,
+    q: str | None = None,
 ) -> tuple[list[Request], int]:
-    """Requests the actor may see, newest first."""
-    query = select(Request).where(_visible(actor))
+    """Requests the actor may see, newest first (``q``: text in the title)."""
+    query = select(Request).where(_visible(actor), matches(q, Request.title))
     if project_id is not None:
         query = query.where(Request.project_id == project_id)
     if status is not None:

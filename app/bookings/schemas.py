@@ -270,6 +270,8 @@ class BookingFilter(Schema):
     status: BookingStatus | None = None
     start: datetime | None = None
     end: datetime | None = None
+    q: str | None = None
+    """Text in the title."""
 
 
 class BookingPatch(Schema):

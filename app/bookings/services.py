@@ -70,6 +70,7 @@ from app.bookings.schemas import BookingCreate, BookingFilter
 from app.catalog.models import DeviceType, ExpertSkill, Resource, ResourceKind, Skill
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from app.funds import hooks
+from app.pagination import matches
 from app.projects.models import Project, ProjectMember
 from app.projects.services import get_project
 
@@ -345,7 +346,7 @@ def list_bookings(
     session: Session, actor: Actor, filters: BookingFilter, *, limit: int, offset: int
 ) -> tuple[list[Booking], int]:
     """Bookings the actor's unit borrows or lends, filtered, by start."""
-    query = select(Booking).where(_visible(actor))
+    query = select(Booking).where(_visible(actor), matches(filters.q, Booking.title))
     for column, value in (
         (Booking.resource_id, filters.resource_id),
         (Booking.project_id, filters.project_id),

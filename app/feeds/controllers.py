@@ -34,8 +34,10 @@ CACHE_CONTROL = "private, no-cache"
 """Only the subscriber may keep a copy, and must ask again each time (a 304 is cheap)."""
 
 
-def _issued(feed: FeedSubscription, token: str, settings: Settings) -> FeedIssued:
-    urls = services.links(settings.public_base_url, token)
+def _issued(
+    feed: FeedSubscription, token: str, settings: Settings, request: Request[Any, Any, Any]
+) -> FeedIssued:
+    urls = services.links(settings.public_base(str(request.base_url)), token)
     return FeedIssued(
         **FeedRead.model_validate(feed).model_dump(),
         token=token,
@@ -57,10 +59,15 @@ class FeedSubscriptionController(Controller):
         summary="Make a calendar feed of an expert, a device, a unit, a project or 'mine'",
     )
     def create_feed(
-        self, actor: Actor, db_session: Session, settings: Settings, data: FeedCreate
+        self,
+        actor: Actor,
+        db_session: Session,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        data: FeedCreate,
     ) -> FeedIssued:
         feed, token = services.create_feed(db_session, actor, data)
-        return _issued(feed, token, settings)
+        return _issued(feed, token, settings, request)
 
     @get("/", responses=LIST, summary="The caller's feeds (without their URLs)")
     def list_feeds(
@@ -80,10 +87,15 @@ class FeedSubscriptionController(Controller):
         summary="New secret URL for a feed; the old one answers 404 from now on",
     )
     def rotate_feed(
-        self, actor: Actor, db_session: Session, settings: Settings, feed_id: uuid.UUID
+        self,
+        actor: Actor,
+        db_session: Session,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        feed_id: uuid.UUID,
     ) -> FeedIssued:
         feed, token = services.rotate_feed(db_session, actor, feed_id)
-        return _issued(feed, token, settings)
+        return _issued(feed, token, settings, request)
 
     @post("/{feed_id:uuid}/revoke", status_code=200, responses=WRITE, summary="Revoke a feed")
     def revoke_feed(

@@ -8,7 +8,7 @@ from litestar import Controller
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
-from app.pagination import Limit, Offset
+from app.pagination import Limit, Offset, Search
 from app.problems import LIST, READ, WRITE
 from app.projects import invitations, services
 from app.projects.models import InvitationStatus
@@ -39,6 +39,7 @@ class ProjectController(Controller):
         unit_id: uuid.UUID | None = None,
         active_on: IsoDate | None = None,
         include_closed: bool = False,
+        q: Search = None,
     ) -> Page[ProjectRead]:
         rows, total = services.list_projects(
             db_session,
@@ -48,6 +49,7 @@ class ProjectController(Controller):
             unit_id=unit_id,
             active_on=active_on,
             include_closed=include_closed,
+            q=q,
         )
         return Page[ProjectRead](
             items=[services.to_read(p) for p in rows], total=total, limit=limit, offset=offset

@@ -22,6 +22,7 @@ from app.auth.actor import Actor
 from app.auth.models import Role, User
 from app.base import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.pagination import matches
 from app.projects import invitations
 from app.projects.models import Project, ProjectMember, ProjectShare
 from app.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate, ShareTerm
@@ -87,9 +88,10 @@ def list_projects(
     unit_id: uuid.UUID | None = None,
     active_on: date | None = None,
     include_closed: bool = False,
+    q: str | None = None,
 ) -> tuple[list[Project], int]:
-    """Projects the actor may see, filtered by participant and date."""
-    query = select(Project).where(_visible(actor))
+    """Projects the actor may see, filtered by participant, date and text (name, code)."""
+    query = select(Project).where(_visible(actor), matches(q, Project.name, Project.code))
     if unit_id is not None:
         query = query.where(participates(unit_id))
     if active_on is not None:

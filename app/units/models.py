@@ -18,4 +18,6 @@ class Unit(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    """The IANA zone the unit's people read times in (e-mails, explanations)."""
     retired_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from app.schemas import Code, Name, Schema, Text
+from app.schemas import Code, Name, Schema, Text, TimeZoneName
 
 
 class UnitCreate(Schema):
@@ -14,6 +14,8 @@ class UnitCreate(Schema):
     name: Name
     code: Code
     description: Text = ""
+    time_zone: TimeZoneName = "UTC"
+    """The IANA zone the unit's people read times in, e.g. ``Europe/Berlin``."""
 
 
 class UnitUpdate(Schema):
@@ -21,6 +23,7 @@ class UnitUpdate(Schema):
 
     name: Name | None = None
     description: Text | None = None
+    time_zone: TimeZoneName | None = None
 
 
 class UnitRead(Schema):
@@ -30,5 +33,6 @@ class UnitRead(Schema):
     name: str
     code: str
     description: str
+    time_zone: str
     retired_at: datetime | None
     created_at: datetime

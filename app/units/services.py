@@ -52,7 +52,9 @@ def create_unit(session: Session, actor: Actor, data: UnitCreate) -> Unit:
     for field, value in (("name", data.name), ("code", data.code)):
         if session.scalar(select(func.count()).where(getattr(Unit, field) == value)):
             raise Conflict(f"{field}: a unit with this {field} exists", field=field)
-    unit = Unit(name=data.name, code=data.code, description=data.description)
+    unit = Unit(
+        name=data.name, code=data.code, description=data.description, time_zone=data.time_zone
+    )
     session.add(unit)
     session.flush()
     record(session, actor, "unit.create", unit, unit_id=unit.id, after=snapshot(unit))
@@ -71,6 +73,8 @@ def update_unit(session: Session, actor: Actor, unit_id: uuid.UUID, data: UnitUp
         unit.name = data.name
     if data.description is not None:
         unit.description = data.description
+    if data.time_zone is not None:
+        unit.time_zone = data.time_zone
     session.flush()
     record(
         session, actor, "unit.update", unit, unit_id=unit.id, before=before, after=snapshot(unit)
