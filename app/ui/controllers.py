@@ -11,6 +11,7 @@ from litestar.static_files import create_static_files_router
 from app.ui.booking_pages import ApprovalController, ResourceController
 from app.ui.money_pages import FundsController, ReportPagesController
 from app.ui.pages import HomeController
+from app.ui.run_pages import RunController
 from app.ui.signin import SignInController
 from app.ui.web import EXCEPTION_HANDLERS, HERE, PAGE_HEADERS, provide_signed, provide_ui_actor
 
@@ -31,6 +32,7 @@ def ui_routers() -> list[Router]:
             ApprovalController,
             FundsController,
             ReportPagesController,
+            RunController,
         ],
         dependencies={
             "signed": Provide(provide_signed),

@@ -62,8 +62,10 @@ def seed(db_url: str) -> tuple[World, Lending]:
 
 
 @pytest.fixture
-def site(db_url: str, tmp_path: Path) -> Iterator[Site]:
-    """A live server (uvicorn) over a seeded test database of each engine."""
+def site(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """A live server (uvicorn) over a seeded test database of each engine; it solves
+    allocation runs itself (no separate worker on PostgreSQL)."""
+    monkeypatch.setenv("COPOOL_JOBS_IN_PROCESS", "true")
     world, lending = seed(db_url)
     with live_server(db_url, 1, tmp_path / "uvicorn.log") as base:
         yield Site(base, world, lending, db_url.split(":", 1)[0].split("+")[0])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from playwright.sync_api import expect
 
 from tests.ui.browser import Visitor
 
@@ -102,3 +105,40 @@ def test_a_project_lead_reaches_the_fund_statement_and_downloads_a_report(visito
     header, *rows = Path(saved.path()).read_text(encoding="utf-8").splitlines()
     assert header.startswith("project_id,project,currency,unit_id,unit,pledged,received")
     assert any(",J1," in row or "Joint" in row for row in rows), rows
+
+
+def _ask(visitor: Visitor, title: str, level: int) -> None:
+    """The requester asks for a Hydrology expert at ``level`` through the API."""
+    site, start = visitor.site, datetime.now(UTC) + timedelta(days=1)
+    answer = visitor.page.request.post(
+        site.base + "/requests",
+        headers={"Authorization": f"Bearer {site.world.tokens['req']}"},
+        data={
+            "project_id": str(site.lending.project), "title": title, "duration_minutes": 60,
+            "requirements": [{"kind": "skill", "skill_id": str(site.lending.skill), "min_level": level}],
+            "window_start": start.isoformat(), "window_end": (start + timedelta(days=14)).isoformat(),
+        },
+    )
+    assert answer.status == 201, answer.text()
+
+
+def test_start_a_run_watch_it_and_apply_its_plan(visitor: Visitor) -> None:
+    page = visitor.page
+    _ask(visitor, "Gauge check", 2)
+    _ask(visitor, "Master hydrologist", 5)  # Eva is level 4: left out, with the reason
+    visitor.sign_in("lead")
+    page.get_by_role("link", name="Runs").click()
+    visitor.check("runs")
+    page.get_by_label("To (included)").fill((datetime.now(UTC) + timedelta(days=16)).date().isoformat())
+    page.get_by_label("Time limit (s)").fill("3")
+    page.get_by_role("button", name="Start run").click()
+    page.wait_for_url(re.compile(r".*/ui/runs/[0-9a-f-]+$"))
+    expect(page.locator("#run-status")).to_have_text("done", timeout=90_000)  # polled, reloaded
+    visitor.check("run-plan")
+    plan = page.locator("table", has_text="Proposed bookings")
+    assert "Eva Expert" in plan.inner_text()
+    left_out = page.locator("table", has_text="Reasons")
+    assert "Master hydrologist" in left_out.inner_text()
+    assert "Gauge check" not in left_out.inner_text()
+    page.get_by_role("button", name="Apply this plan").click()
+    expect(page.locator("#applied")).to_contain_text("1 applied")

@@ -1,6 +1,7 @@
 // copool dashboard: the little script it needs (no inline script anywhere; CSP script-src 'self').
 // 1. Elements with data-poll="URL" are replaced by the HTML fragment at URL every 2 s
-//    until the fragment no longer carries data-poll (an allocation run that finished).
+//    until the fragment no longer carries data-poll; one that carries data-reload (an
+//    allocation run that finished) reloads the page, which then shows the plan.
 // 2. Buttons with data-copy="ID" copy the value of the input ID to the clipboard.
 "use strict";
 
@@ -14,6 +15,7 @@ function pollFragment(el) {
       holder.innerHTML = await answer.text();
       const fresh = holder.firstElementChild;
       if (!fresh) { return; }
+      if (fresh.hasAttribute("data-reload")) { window.location.reload(); return; }
       el.replaceWith(fresh);
       if (fresh.hasAttribute("data-poll")) { pollFragment(fresh); }
     } catch (err) {
