@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from app.bookings.availability import (
 from app.bookings.models import LIVE_STATUSES, Booking
 from app.bookings.rules import unavailable_periods
 from app.catalog.models import DeviceType, Resource
-from app.reports.minutes import per_bucket
+from app.reports.minutes import seconds_per_bucket
 from app.reports.schemas import Report
 from app.reports.scope import (
     ReportFilter,
@@ -57,27 +58,41 @@ class _Resource:
     type_name: str
     hours: dict[str, list[list[str]]] | None
     zone: str
+    kind: str
+    device_type_id: uuid.UUID | None
+
+    def key(self, by: str) -> tuple[Any, ...]:
+        """The values SQL groups this resource's bookings by, for rows ``by`` this level."""
+        if by == "unit":
+            return (self.unit_id,)
+        if by == "type":
+            return (self.kind, self.device_type_id)
+        return (self.id,)
 
 
 def report(session: Session, actor: Actor, filters: ReportFilter, by: str = "resource") -> Report:
     """Booked / available minutes per ``by`` (resource, type or unit) and week or month."""
     resources = _resources(session, actor, filters)
     spans = buckets(filters)
-    booked = _booked(session, filters, spans, [r.id for r in resources]) if resources else {}
-    available = _available(session, filters, spans, resources)
     units = unit_names(session)
-    totals: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in resources:
-        key = {
-            "resource": (str(r.id), r.name),
-            "type": (r.type_name, r.type_name),
-            "unit": (str(r.unit_id), units.get(r.unit_id, "")),
-        }[by]
-        for i in range(len(spans)):
-            t = totals[(i, key[1], key[0])]
+    names = {
+        "resource": lambda r: (str(r.id), r.name),
+        "type": lambda r: (r.type_name, r.type_name),
+        "unit": lambda r: (str(r.unit_id), units.get(r.unit_id, "")),
+    }[by]
+    group = {r.id: names(r) for r in resources}
+    totals: dict[tuple[int, str, str], list[int]] = {}
+    for r, free in zip(resources, _available(session, filters, spans, resources), strict=True):
+        gid, name = group[r.id]
+        for i, available in enumerate(free):
+            t = totals.setdefault((i, name, gid), [0, 0, 0])
             t[0] += 1
-            t[1] += booked.get((r.id, i), 0)
-            t[2] += available[(r.id, i)]
+            t[2] += available
+    if resources:
+        groups = {r.key(by): group[r.id] for r in resources}
+        for (gid, name), booked in _booked(session, actor, filters, spans, by, groups).items():
+            for i, used in enumerate(booked):
+                totals[(i, name, gid)][1] += used
     rows = [
         {
             "bucket_start": spans[i][0].date().isoformat(),
@@ -99,6 +114,21 @@ def report(session: Session, actor: Actor, filters: ReportFilter, by: str = "res
     )
 
 
+def _visible(actor: Actor, filters: ReportFilter) -> list[Any]:
+    """SQL: the resources the report covers (not retired before the period, in scope)."""
+    conditions: list[Any] = [
+        or_(Resource.retired_at.is_(None), Resource.retired_at > filters.start)
+    ]
+    unit = unit_scope(actor, filters)
+    if unit is not None:
+        conditions.append(Resource.unit_id == unit)
+    if filters.kind is not None:
+        conditions.append(Resource.kind == filters.kind)
+    if filters.device_type_id is not None:
+        conditions.append(Resource.device_type_id == filters.device_type_id)
+    return conditions
+
+
 def _resources(session: Session, actor: Actor, filters: ReportFilter) -> list[_Resource]:
     query = (
         select(
@@ -109,52 +139,63 @@ def _resources(session: Session, actor: Actor, filters: ReportFilter) -> list[_R
             DeviceType.name,
             Resource.working_hours,
             Resource.time_zone,
+            Resource.device_type_id,
         )
         .outerjoin(DeviceType, DeviceType.id == Resource.device_type_id)
-        .where(or_(Resource.retired_at.is_(None), Resource.retired_at > filters.start))
+        .where(*_visible(actor, filters))
     )
-    unit = unit_scope(actor, filters)
-    if unit is not None:
-        query = query.where(Resource.unit_id == unit)
-    if filters.kind is not None:
-        query = query.where(Resource.kind == filters.kind)
-    if filters.device_type_id is not None:
-        query = query.where(Resource.device_type_id == filters.device_type_id)
     return [
-        _Resource(rid, name, uid, type_name or kind, hours, zone)
-        for rid, name, uid, kind, type_name, hours, zone in session.execute(query)
+        _Resource(rid, name, uid, type_name or kind, hours, zone, kind, device_type_id)
+        for rid, name, uid, kind, type_name, hours, zone, device_type_id in session.execute(query)
     ]
 
 
 def _booked(
-    session: Session, filters: ReportFilter, spans: list[Interval], ids: list[uuid.UUID]
-) -> dict[tuple[uuid.UUID, int], int]:
-    """Minutes of live bookings per (resource, bucket), clipped to the bucket, in SQL."""
+    session: Session,
+    actor: Actor,
+    filters: ReportFilter,
+    spans: list[Interval],
+    by: str,
+    groups: dict[tuple[Any, ...], tuple[str, str]],
+) -> dict[tuple[str, str], list[int]]:
+    """Minutes of live bookings per row group and bucket, clipped to the bucket, in SQL.
+
+    Per resource the bookings are summed by ``resource_id`` alone; per unit or type, by the
+    resource's unit or kind and device type (a join), so that SQL returns one row per
+    group and bucket instead of one per resource and bucket."""
     conditions: list[Any] = [Booking.status.in_(LIVE_STATUSES)]
-    if len(ids) < 2000:
-        conditions.append(Booking.resource_id.in_(ids))
     if filters.project_id is not None:
         conditions.append(Booking.project_id == filters.project_id)
-    wanted = set(ids)
-    return {
-        (rid, i): minutes
-        for (rid,), values in per_bucket(session, spans, conditions, Booking.resource_id).items()
-        if rid in wanted
-        for i, minutes in enumerate(values)
-    }
+    keys: list[Any] = [Booking.resource_id]
+    if by == "resource":  # no join: the resources' ids, or every booking and a filter here
+        ids = [key[0] for key in groups]
+        conditions += [Booking.resource_id.in_(ids)] if len(ids) < 2000 else []
+    else:
+        conditions += [Resource.id == Booking.resource_id, *_visible(actor, filters)]
+        keys = [Resource.unit_id] if by == "unit" else [Resource.kind, Resource.device_type_id]
+    seconds = seconds_per_bucket(session, spans, conditions, *keys)
+    out: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * len(spans))
+    for key, values in seconds.items():
+        if key in groups:
+            row = out[groups[key]]
+            for i, v in enumerate(values):
+                row[i] += v
+    return {k: [round(v / 60) for v in values] for k, values in out.items()}
 
 
 def _available(
     session: Session, filters: ReportFilter, spans: list[Interval], resources: list[_Resource]
-) -> dict[tuple[uuid.UUID, int], int]:
-    """Working minutes less leave and blackouts per (resource, bucket).
+) -> list[list[int]]:
+    """Working minutes less leave and blackouts per resource (in order) and bucket.
 
     Working time is computed once per distinct calendar (hours and zone), which many
-    resources share; interval arithmetic runs only where a resource is away in a bucket.
+    resources share; interval arithmetic runs only in the buckets a resource is away in
+    (found by bisection over the buckets' starts).
     """
     away = unavailable_periods(session, [r.id for r in resources], filters.start, filters.end)
+    starts = [s for s, _ in spans]
     calendars: dict[tuple[str, str], list[tuple[list[Interval], int]]] = {}
-    out: dict[tuple[uuid.UUID, int], int] = {}
+    out: list[list[int]] = []
     for r in resources:
         key = (json.dumps(r.hours, sort_keys=True), r.zone)
         if key not in calendars:
@@ -162,12 +203,14 @@ def _available(
                 (w, total_minutes(w))
                 for w in (working_intervals(r.hours, r.zone, s, e) for s, e in spans)
             ]
+        calendar = calendars[key]
+        minutes = [m for _, m in calendar]
         gone = away.get(r.id, [])
-        for i, (working, minutes) in enumerate(calendars[key]):
-            clipped = _clipped(gone, spans[i]) if gone else None
-            if clipped:
-                minutes = total_minutes(subtract(working, clipped))
-            out[(r.id, i)] = minutes
+        touched = {i for s, e in gone
+                   for i in range(max(bisect_right(starts, s) - 1, 0), bisect_left(starts, e))}  # fmt: skip
+        for i in touched:
+            minutes[i] = total_minutes(subtract(calendar[i][0], _clipped(gone, spans[i])))
+        out.append(minutes)
     return out
 
 
