@@ -8,6 +8,7 @@ from litestar import Response, Router
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
+from app.ui.audit_pages import AuditPageController
 from app.ui.booking_pages import ApprovalController, ResourceController
 from app.ui.money_pages import FundsController, ReportPagesController
 from app.ui.pages import HomeController
@@ -33,6 +34,7 @@ def ui_routers() -> list[Router]:
             FundsController,
             ReportPagesController,
             RunController,
+            AuditPageController,
         ],
         dependencies={
             "signed": Provide(provide_signed),

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.models import User
 from app.catalog.models import Resource
 from app.projects.models import Project
 from app.units.models import Unit
@@ -103,7 +104,9 @@ def rows_by(
     return [rows[k] for k in sorted(rows)]
 
 
-def names(session: Session, model: type[Resource | Project | Unit], ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+def names(
+    session: Session, model: type[Resource | Project | Unit | User], ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
     """Display names of objects whose ids a service already returned to the actor."""
     wanted = {i for i in ids if i is not None}
     if not wanted:

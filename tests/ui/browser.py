@@ -57,6 +57,7 @@ def seed(db_url: str) -> tuple[World, Lending]:
     world = World(app=SimpleNamespace(state=SimpleNamespace(engine=engine)))  # type: ignore[arg-type]
     lending = booking_world.build(world, requires_approval=True)
     world.user("boss", "L", Role.UNIT_MANAGER, Role.RESOURCE_MANAGER)
+    world.user("aud", "A", Role.AUDITOR)
     engine.dispose()
     return world, lending
 

@@ -83,6 +83,11 @@ def test_every_page_loads_only_from_copool(visitor: Visitor) -> None:
         visitor.go(path, name)
     missing = visitor.page.request.get(visitor.site.base + "/ui/resources/00000000-0000-0000-0000-000000000000")
     assert missing.status == 404
+    visitor.sign_out()
+    visitor.sign_in("aud")
+    visitor.go("/ui/audit", "audit")
+    visitor.go("/ui/audit?object_type=projects", "audit-filtered")
+    assert "project.create" in visitor.page.locator("table").inner_text()
 
 
 def test_a_project_lead_reaches_the_fund_statement_and_downloads_a_report(visitor: Visitor) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from litestar.testing import TestClient
 
+from app.allocation import services as runs
+from app.allocation.schemas import RunCreate
+from app.auth.models import Role, User
+from app.ui.sessions import actor_of
 from tests.app import booking_world
 from tests.app.conftest import World
 from tests.ui.conftest import sign_in
@@ -51,3 +56,35 @@ def test_bad_input_answers_400_naming_the_field(client: TestClient[Any], world: 
     )
     assert booked.status_code == 400 and "minutes" in booked.text
     assert client.get("/ui/reports?name=nope").status_code == 404
+
+
+def test_the_audit_log_filters_and_is_for_auditors_only(client: TestClient[Any], world: World) -> None:
+    lending = booking_world.build(world)
+    world.user("aud", "A", Role.AUDITOR)
+    sign_in(client, world.tokens["aud"])
+    everything = client.get("/ui/audit")
+    assert everything.status_code == 200 and "agreement.create" in everything.text
+    one = client.get(f"/ui/audit?object_id={lending.project}")
+    assert "project.create" in one.text and "agreement.create" not in one.text
+    client.cookies.clear()
+    sign_in(client, world.tokens["req"])
+    refused = client.get("/ui/audit")
+    assert refused.status_code == 403 and "auditor" in refused.text
+
+
+def test_a_queued_runs_progress_fragment_asks_to_be_polled(client: TestClient[Any], world: World) -> None:
+    booking_world.build(world)
+    csrf = sign_in(client, world.tokens["lead"])
+    start = datetime.now(UTC).date() + timedelta(days=1)
+    world.app.state.jobs.stop()  # no worker takes the run: it stays queued
+    with world.session() as s:
+        lead = actor_of(s.get(User, world.users["lead"]))
+        run = runs.start_run(s, lead, RunCreate(
+            horizon_start=datetime.combine(start, time(0), UTC),
+            horizon_end=datetime.combine(start + timedelta(days=7), time(0), UTC)))
+        run_id = run.id
+    fragment = client.get(f"/ui/runs/{run_id}/progress")
+    assert f'data-poll="/ui/runs/{run_id}/progress"' in fragment.text
+    assert "<html" not in fragment.text  # a fragment, not a page
+    applied = client.post(f"/ui/runs/{run_id}/apply", data={"csrf": csrf})
+    assert applied.status_code == 409 and "queued" in applied.text
