@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from app.agreements.models import SharingAgreement
@@ -28,7 +28,7 @@ from app.bookings.availability import Interval
 from app.bookings.models import LIVE_STATUSES, Booking
 from app.bookings.rules import MonthlyCap, _agreement_caps, _lending_caps, _months
 from app.catalog.models import Resource, ResourceKind
-from app.reports.minutes import per_bucket
+from app.reports.minutes import seconds_per_bucket
 from app.reports.schemas import Report
 from app.reports.scope import ReportFilter, unit_names, unit_scope
 
@@ -63,59 +63,62 @@ def _row(
     }  # fmt: skip
 
 
-def _loans(filters: ReportFilter) -> list[Any]:
+def _met(filters: ReportFilter) -> Any:
+    """SQL: 1 for a loan in the period (and project), the bookings that list a cap."""
     conditions = [
-        Booking.status.in_(LIVE_STATUSES),
         Booking.start < filters.end,
         Booking.end > filters.start,
         Booking.lender_unit_id != Booking.borrower_unit_id,
     ]
     if filters.project_id is not None:
         conditions.append(Booking.project_id == filters.project_id)
-    return conditions
+    return case((and_(*conditions), 1), else_=0)
 
 
 def _used(
-    session: Session, months: list[Interval], condition: Any, *keys: Any
-) -> dict[tuple[Any, ...], list[int]]:
-    """Minutes of live bookings meeting ``condition`` per ``keys`` and month, in SQL."""
-    used = per_bucket(session, months, [Booking.status.in_(LIVE_STATUSES), condition], *keys)
-    return defaultdict(lambda: [0] * len(months), used)
+    session: Session, months: list[Interval], conditions: list[Any], *keys: Any
+) -> dict[tuple[Any, ...], list[float]]:
+    """Seconds of live bookings per ``keys``, whether each is a loan in the period
+    (the last key) and month: one pass in SQL that both finds the caps to list and sums
+    what each cap counts."""
+    return seconds_per_bucket(
+        session, months, [Booking.status.in_(LIVE_STATUSES), *conditions], *keys
+    )
+
+
+def _minutes(parts: list[list[float]], months: int) -> list[int]:
+    return [round(sum(p[i] for p in parts) / 60) for i in range(months)]
 
 
 def _agreement_rows(
     session: Session, actor: Actor, filters: ReportFilter, units: dict[uuid.UUID, str]
 ) -> list[dict[str, Any]]:
-    met = (
-        select(Booking.agreement_id, Booking.resource_id)
-        .join(SharingAgreement, SharingAgreement.id == Booking.agreement_id)
-        .where(*_loans(filters), SharingAgreement.hours_per_month_cap.is_not(None))
-        .distinct()
-        .subquery()
+    months = _months(filters.start, filters.end, ZoneInfo("UTC"))
+    seconds = _used(session, months, [Booking.agreement_id.is_not(None)],
+                    Booking.agreement_id, Booking.resource_id, _met(filters))  # fmt: skip
+    parts: dict[tuple[uuid.UUID, uuid.UUID], list[list[float]]] = defaultdict(list)
+    for (agreement_id, resource_id, _), values in seconds.items():
+        parts[(agreement_id, resource_id)].append(values)
+    met = {(a, r) for a, r, loan in seconds if loan}
+    query = select(SharingAgreement).where(
+        SharingAgreement.id.in_({a for a, _ in met}),
+        SharingAgreement.hours_per_month_cap.is_not(None),
     )
-    query = select(SharingAgreement).where(SharingAgreement.id.in_(select(met.c.agreement_id)))
     unit = unit_scope(actor, filters)
     if unit is not None:
         query = query.where(
             or_(SharingAgreement.lender_unit_id == unit, SharingAgreement.borrower_unit_id == unit)
         )
     agreements = {a.id: a for a in session.scalars(query)}
-    if not agreements:
-        return []
-    pairs = session.execute(select(met.c.agreement_id, met.c.resource_id)).all()
+    met = {(a, r) for a, r in met if a in agreements}
     names = dict(session.execute(select(Resource.id, Resource.name).where(
-        Resource.id.in_(select(met.c.resource_id)))).all())  # fmt: skip
-    months = _months(filters.start, filters.end, ZoneInfo("UTC"))
-    used = _used(session, months, Booking.agreement_id.in_(list(agreements)),
-                 Booking.agreement_id, Booking.resource_id)  # fmt: skip
+        Resource.id.in_({r for _, r in met}))).all())  # fmt: skip
     rows = []
-    for agreement_id, resource_id in pairs:
-        agreement = agreements.get(agreement_id)
-        if agreement is None:
-            continue
+    for agreement_id, resource_id in met:
+        agreement = agreements[agreement_id]
         resource = _Named(resource_id, names.get(resource_id, ""))
-        for cap, minutes in zip(_agreement_caps(agreement, months, []),
-                                used[(agreement_id, resource_id)], strict=True):  # fmt: skip
+        used = _minutes(parts[(agreement_id, resource_id)], len(months))
+        for cap, minutes in zip(_agreement_caps(agreement, months, []), used, strict=True):
             rows.append(_row(_with_used(cap, minutes), agreement.id,
                              units.get(agreement.lender_unit_id, ""),
                              units.get(agreement.borrower_unit_id, ""), resource))  # fmt: skip
@@ -125,11 +128,8 @@ def _agreement_rows(
 def _lending_rows(
     session: Session, actor: Actor, filters: ReportFilter, units: dict[uuid.UUID, str]
 ) -> list[dict[str, Any]]:
-    lent = select(Booking.resource_id).where(*_loans(filters)).distinct()
     query = select(Resource).where(
-        Resource.id.in_(lent),
-        Resource.kind == ResourceKind.EXPERT.value,
-        Resource.lending_cap_bp < 10_000,
+        Resource.kind == ResourceKind.EXPERT.value, Resource.lending_cap_bp < 10_000
     )
     unit = unit_scope(actor, filters)
     if unit is not None:
@@ -140,18 +140,22 @@ def _lending_rows(
     rows = []
     for zone, experts in by_zone.items():
         months = _months(filters.start, filters.end, ZoneInfo(zone))
-        used = _used(
-            session, months,
-            and_(Booking.resource_id.in_([e.id for e in experts]),
-                 Booking.borrower_unit_id != Resource.unit_id, Resource.id == Booking.resource_id),
-            Booking.resource_id,
-        )  # fmt: skip
+        home = {e.id: e.unit_id for e in experts}
+        some = [Booking.resource_id.in_(list(home))] if len(home) < 2000 else []
+        seconds = _used(session, months, some,
+                        Booking.resource_id, Booking.borrower_unit_id, _met(filters))  # fmt: skip
+        parts: dict[uuid.UUID, list[list[float]]] = defaultdict(list)
+        for (resource_id, borrower, _), values in seconds.items():
+            if resource_id in home and borrower != home[resource_id]:
+                parts[resource_id].append(values)
+        lent = {r for r, _, loan in seconds if loan}
         allowed: dict[tuple[str, int], list[MonthlyCap]] = {}
-        for expert in experts:
+        for expert in (e for e in experts if e.id in lent):
             key = (json.dumps(expert.working_hours, sort_keys=True), expert.lending_cap_bp)
             if key not in allowed:  # the rule's allowance, once per calendar and cap
                 allowed[key] = _lending_caps(expert, months, [])
-            for cap, minutes in zip(allowed[key], used[(expert.id,)], strict=True):
+            used = _minutes(parts[expert.id], len(months))
+            for cap, minutes in zip(allowed[key], used, strict=True):
                 rows.append(_row(_with_used(cap, minutes), None,
                                  units.get(expert.unit_id, ""), "", expert))  # fmt: skip
     return rows

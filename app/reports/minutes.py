@@ -62,20 +62,23 @@ def seconds_per_bucket(
     end = clip(session, Booking.end, literal(last, _INSTANT), upper=True)
     labels = _Labels(spans, postgres)
     i_columns, j_columns = labels.columns(start, end=False), labels.columns(end, end=True)
-    named = [c.label(f"b{n}") for n, c in enumerate([*i_columns, *j_columns])]
+    # grouped by the labels: a key or bucket computed from bound values would otherwise be
+    # rendered twice with different parameters, which PostgreSQL takes for two expressions
+    named = [*(k.label(f"k{n}") for n, k in enumerate(keys)),
+             *(c.label(f"b{n}") for n, c in enumerate([*i_columns, *j_columns]))]  # fmt: skip
     query = (
-        select(*keys, *named, func.count(), _seconds_sum(postgres, first, start),
+        select(*named, func.count(), _seconds_sum(postgres, first, start),
                _seconds_sum(postgres, first, end))
         .where(*conditions, Booking.start < last, Booking.end > first)
-        .group_by(*keys, *(literal_column(c.name) for c in named))
+        .group_by(*(literal_column(c.name) for c in named))
     )  # fmt: skip
     offsets = [(s - first).total_seconds() for s, _ in spans] + [(last - first).total_seconds()]
     out: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0.0] * len(spans))
     width, n_i = len(keys), len(i_columns)
     for row in session.connection().execute(query):
         i = labels.index(row[width : width + n_i], end=False)
-        j = labels.index(row[width + n_i : width + len(named)], end=True)
-        n, starts, ends = row[width + len(named) :]
+        j = labels.index(row[width + n_i : len(named)], end=True)
+        n, starts, ends = row[len(named) :]
         _spread(out[tuple(row[:width])], offsets, i, j, n, float(starts), float(ends))
     return out
 
