@@ -21,9 +21,9 @@ Pairs. A device and its operator move together, over the same times, each checke
 the rules and re-priced; neither changes resource (``paired_booking``).
 
 Not moved here (409, the problem's ``code`` says why): bookings that have started or are
-over (``wrong_status``, ``started``), occurrences of a series (``series_occurrence``), and
-a request's booking that does not serve the request alone (its operator pair aside), whose
-request follows or is followed by another, or that would change resource
+over (``wrong_status``, ``started``), and a request's booking that does not serve the
+request alone (its operator pair aside), whose request follows or is followed by another,
+or that would change resource
 (``request_booking``: re-plan the request); a request's booking moves only inside the
 request's window (400 naming ``start``).
 
@@ -167,14 +167,11 @@ def _new_times(booking: Booking, data: BookingPatch) -> tuple[datetime, datetime
 def _check_movable(
     session: Session, booking: Booking, start: datetime, end: datetime, partner: Booking | None
 ) -> None:
-    """Refuse what a move cannot carry: started bookings, series, and request bookings
-    that do not serve their request alone (with their operator pair)."""
+    """Refuse what a move cannot carry: started bookings, and request bookings that do not
+    serve their request alone (with their operator pair). An occurrence of a series moves
+    alone (the feed shows it as the series' RECURRENCE-ID override)."""
     if booking.start <= utcnow():
         raise Conflict("the booking has started; it can no longer move", code="started")
-    if booking.series_id is not None:
-        raise Conflict(
-            "an occurrence of a series moves with the series", code="series_occurrence"
-        )
     if booking.request_id is not None:
         together = [booking.id] + ([partner.id] if partner is not None else [])
         _check_request_move(session, booking, together, start, end)

@@ -11,7 +11,15 @@ from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
-from app.bookings import backfill, changes, recurring, requests, search, services
+from app.bookings import (
+    backfill,
+    changes,
+    recurring,
+    requests,
+    search,
+    series_edits,
+    services,
+)
 from app.bookings.models import Booking, BookingSeries, BookingStatus, RequestStatus
 from app.bookings.schemas import (
     BookingCreate,
@@ -25,6 +33,7 @@ from app.bookings.schemas import (
     RequestPatch,
     RequestRead,
     SeriesCreate,
+    SeriesPatch,
     SeriesRead,
     ServedRequest,
     SkippedOccurrence,
@@ -32,7 +41,7 @@ from app.bookings.schemas import (
 )
 from app.pagination import Instant, Limit, Offset, OptionalInstant, Search, page
 from app.problems import LIST, READ, WRITE, problems
-from app.routing import get, patch, post
+from app.routing import delete, get, patch, post
 from app.schemas import Page, aware, check_span
 
 Duration = Annotated[int, Parameter(ge=5, le=60 * 24 * 14, description="Minutes")]
@@ -103,8 +112,9 @@ class BookingController(Controller):
             "again at the new price. Fee: free while the booking starts 24 h or more after "
             "the move; later, the agreement's `cancellation_fee` is charged. Under an "
             "agreement that requires approval a moved loan goes back to `pending_approval` "
-            "with the new slot (the old one is freed). 409 `overlap` (nothing changed), "
-            "`wrong_status`, `started`, `series_occurrence`, `paired_booking`, "
+            "with the new slot (the old one is freed). An occurrence of a series moves "
+            "alone (a RECURRENCE-ID override in feeds). 409 `overlap` (nothing changed), "
+            "`wrong_status`, `started`, `paired_booking`, "
             "`request_booking`; 412 `version_changed` when `If-Match` names an older ETag."
         ),
         responses={**WRITE, **problems(412)},
@@ -233,6 +243,54 @@ class SeriesController(Controller):
         ]
         return _series_read(series, bookings, skipped)
 
+    @patch(
+        "/{series_id:uuid}",
+        responses=WRITE,
+        summary="Edit a series: all, or this and following (splits the series)",
+        description=(
+            "New wall-clock `local_time`, `duration_minutes`, `title` or `notes` for every "
+            "occurrence covered, each moved under the rules of a single move, in one "
+            "transaction. `this_and_following` from `from_occurrence` (an occurrence's "
+            "original start) ends the series before it (RRULE UNTIL) and answers the new "
+            "series that starts there, with its own id and feed UID. 409 "
+            "`occurrence_conflicts` lists each occurrence that cannot move (nothing changed)."
+        ),
+    )
+    def change_series(
+        self, actor: Actor, db_session: Session, series_id: uuid.UUID, data: SeriesPatch
+    ) -> SeriesRead:
+        series, bookings = series_edits.change_series(db_session, actor, series_id, data)
+        return _series_read(series, bookings, _skipped(series))
+
+    @delete(
+        "/{series_id:uuid}",
+        status_code=200,
+        responses=WRITE,
+        summary="Cancel every occurrence of a series that has not started",
+        description=(
+            "Each occurrence is cancelled as a single booking is: the same fee rule per "
+            "occurrence (a borrower cancelling a confirmed loan pays the agreement's fee "
+            "when its notice is short). Occurrences that started stay."
+        ),
+    )
+    def cancel_series(
+        self,
+        actor: Actor,
+        db_session: Session,
+        series_id: uuid.UUID,
+        reason: Annotated[str, Parameter(query="reason", max_length=2000)] = "",
+    ) -> SeriesRead:
+        series, bookings = series_edits.cancel_series(db_session, actor, series_id, reason)
+        return _series_read(series, bookings, _skipped(series))
+
+
+def _skipped(series: BookingSeries) -> list[SkippedOccurrence]:
+    length = timedelta(minutes=series.duration_minutes)
+    return [
+        SkippedOccurrence(start=s, end=s + length, reason="clashed at creation")
+        for s in map(_parse, series.skipped)
+    ]
+
 
 def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value)
@@ -250,6 +308,7 @@ def _series_read(
         time_zone=series.time_zone,
         local_start=series.local_start,
         duration_minutes=series.duration_minutes,
+        notes=series.notes,
         bookings=[BookingRead.model_validate(b) for b in bookings],
         skipped=skipped,
     )

@@ -115,6 +115,11 @@ class Request(Base):
     reopen_code: Mapped[str | None] = mapped_column(String(32), default=None)
     """Why the request last went back to open: ``displaced_by``, ``dependency_cancelled``
     or ``resource_unavailable`` (None: never reopened)."""
+    waitlist: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    """Wait for freed time while open (app.bookings.waitlist). None: wait only once a run
+    left the request out for capacity."""
+    auto_accept: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    """Freed time found for it is booked at once instead of offered."""
 
     requirements: Mapped[list[Requirement]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="Requirement.position"
@@ -160,6 +165,10 @@ class BookingSeries(Base):
     duration_minutes: Mapped[int] = mapped_column(Integer)
     skipped: Mapped[list[str]] = mapped_column(JSON, default=list)
     """UTC starts of occurrences skipped at creation because they clashed."""
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Added to its occurrences' sequences for the feed's SEQUENCE: raised when the series
+    is split or re-timed, so the sum never falls when occurrences leave it."""
 
 
 class Booking(Base):
@@ -204,6 +213,9 @@ class Booking(Base):
         ForeignKey("bookings.id"), default=None, index=True
     )
     """On an operator's booking: the device booking it operates (they live and die together)."""
+    recurrence_id: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    """On an occurrence of a series: where the series' rule puts it (its RECURRENCE-ID),
+    kept when the occurrence alone is moved."""
 
 
 class IdempotencyRecord(Base):
@@ -224,3 +236,52 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     content_type: Mapped[str | None] = mapped_column(String(200), default=None)
     body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+class FreedWindow(Base):
+    """Capacity that came free (a cancellation, decline, release, displacement, a shorter
+    or moved booking), written in the same transaction; the waitlist job re-plans it."""
+
+    __tablename__ = "freed_windows"
+
+    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"), index=True)
+    start: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    end: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    cause: Mapped[str] = mapped_column(String(32))
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"), default=None)
+    processed_at: Mapped[datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None, index=True
+    )
+    """When the waitlist job re-planned it (None: still to do)."""
+
+
+class OfferStatus(enum.StrEnum):
+    """open → accepted, declined, expired, or lost (another request took the time)."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    LOST = "lost"
+
+
+class WaitlistOffer(Base):
+    """Freed time offered to a waiting request until ``deadline``: the plan's assignment."""
+
+    __tablename__ = "waitlist_offers"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id"), index=True)
+    window_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("freed_windows.id"), default=None
+    )
+    resource_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    start: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    end: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    cost: Mapped[int] = mapped_column(Integer, default=0)
+    """The plan's price of the offered time, in the project's minor units."""
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    """Place among the requests the re-plan found for the window (0: best placed)."""
+    status: Mapped[str] = mapped_column(String(16), default=OfferStatus.OPEN.value, index=True)
+    deadline: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    booking_ids: Mapped[list[str]] = mapped_column(JSON, default=list)

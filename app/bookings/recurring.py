@@ -105,6 +105,7 @@ def create_series(
         local_start=data.local_start.isoformat(timespec="seconds"),
         duration_minutes=data.duration_minutes,
         skipped=[],
+        sequence=0,
     )
     session.add(series)
     session.flush()
@@ -125,6 +126,7 @@ def create_series(
                     series_id=series.id,
                     audit=False,
                 )
+                booking.recurrence_id = start
                 if operator is not None:
                     place_booking(
                         session,

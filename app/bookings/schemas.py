@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -235,6 +236,7 @@ class SeriesRead(Schema):
     time_zone: str
     local_start: str
     duration_minutes: int
+    notes: str = ""
     bookings: list[BookingRead]
     skipped: list[SkippedOccurrence]
 
@@ -300,3 +302,41 @@ class RequestPatch(Schema):
     window_start: UtcDatetime | None = None
     window_end: UtcDatetime | None = None
     priority: int | None = Field(default=None, ge=1, le=5)
+
+
+class SeriesScope(enum.StrEnum):
+    """Which occurrences a series edit covers."""
+
+    ALL = "all"
+    THIS_AND_FOLLOWING = "this_and_following"
+
+
+class SeriesPatch(Schema):
+    """Change a series' times, length, title or notes: every occurrence it covers moves
+    under the same rules as a single move, in one transaction (409 listing the
+    occurrences that cannot). ``this_and_following`` splits the series at
+    ``from_occurrence``; ``all`` covers the occurrences that have not started (and splits
+    there when some have and the times change)."""
+
+    scope: SeriesScope
+    from_occurrence: UtcDatetime | None = Field(
+        default=None,
+        description="With this_and_following: the original start (UTC) of the first "
+        "occurrence to change, as the series' rule placed it",
+    )
+    local_time: time | None = Field(
+        default=None,
+        description="New wall-clock start time of each occurrence in the series' zone",
+        examples=["11:00:00"],
+    )
+    duration_minutes: Minutes | None = None
+    title: Name | None = None
+    notes: Text | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SeriesPatch:
+        if self.scope is SeriesScope.THIS_AND_FOLLOWING and self.from_occurrence is None:
+            raise ValueError("from_occurrence: required with scope this_and_following")
+        if (self.local_time, self.duration_minutes, self.title, self.notes) == (None,) * 4:
+            raise ValueError("give at least one of local_time, duration_minutes, title, notes")
+        return self

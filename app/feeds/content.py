@@ -12,8 +12,10 @@ feed is read in about a third of the time ORM-typed columns took.
 
 Privacy: the owner of a feed sees the details of a booking only if their unit borrows or
 lends it (or they are admin or auditor); any other booking is a busy block without details.
-A recurring series is one event with RRULE, and EXDATE for each occurrence that is not
-live (cancelled, declined, released, or skipped at creation).
+A recurring series is one event with RRULE, EXDATE for each occurrence that is not live
+(cancelled, declined, released, or skipped at creation), and a RECURRENCE-ID event for
+each occurrence moved or renamed alone (``bookings.recurrence_id`` keeps where the rule
+put it). A split series ("this and following") is two series, two UIDs.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from app.bookings.recurring import occurrences
 from app.catalog.models import Resource, ResourceKind
 from app.feeds.models import FeedKind
 from app.projects.models import Project
-from calendars import BookingRecord, BookingStatus, FeedSpec, Recurrence
+from calendars import BookingRecord, BookingStatus, FeedSpec, Override, Recurrence
 
 UID_DOMAIN = "copool"
 """Right-hand side of every UID. Fixed, so UIDs survive a change of the public URL."""
@@ -215,6 +217,7 @@ def _version_columns(sees_everything: bool) -> tuple[Any, ...]:
     return (
         _UuidText(Booking.id).label("id"),
         _UuidText(Booking.series_id).label("series_id"),
+        _instant(Booking.recurrence_id).label("recurrence_id"),
         _instant(Booking.start).label("start"),
         _instant(Booking.end).label("end"),
         Booking.status,
@@ -434,37 +437,26 @@ def _until_rule(rrule: str, last_start: datetime) -> str:
 def _series(series: BookingSeries, rows: list[Row[Any]], details: bool) -> BookingRecord:
     starts = _starts(series.rrule, series.local_start, series.time_zone)
     live = [r for r in rows if r.status in LIVE_STATUSES]
-    booked = {r.start for r in (live or rows)}
-    if not live:
-        status, cancelled_at = (
-            BookingStatus.CANCELLED,
-            max(r.withdrawn_at for r in rows),
-        )
-    else:
-        cancelled_at = None
-        statuses = {r.status for r in live}
-        if statuses <= _SETTLED:
-            status = BookingStatus.CONFIRMED
-        elif AppStatus.TENTATIVE.value in statuses:
-            status = BookingStatus.TENTATIVE
-        else:
-            status = BookingStatus.PENDING_APPROVAL
+    status, cancelled_at = _series_status(rows, live)
     first = rows[0]
     texts = _texts(first, series.title if details else "", details)
+    length = timedelta(minutes=series.duration_minutes)
     return BookingRecord(
         uid=f"series-{series.id}@{UID_DOMAIN}",
         start=starts[0],
-        end=starts[0] + timedelta(minutes=series.duration_minutes),
+        end=starts[0] + length,
         status=status,
         # Every change of an occurrence raises its own sequence by one, so the sum rises
-        # with each change of the series as a whole.
-        sequence=sum(r.sequence for r in rows),
+        # with each change of the series as a whole; the series' own sequence rises by what
+        # leaves it when it is split, so the sum never falls.
+        sequence=series.sequence + sum(r.sequence for r in rows),
         last_modified=max(series.updated_at, *(r.changed for r in rows)),
         cancelled_at=cancelled_at,
         recurrence=Recurrence(
             _until_rule(series.rrule, starts[-1]),
             series.time_zone,
-            exdates=tuple(s for s in starts if s not in booked),
+            exdates=_exdates(starts, live or rows),
+            overrides=_overrides(series, live, length, details),
         ),
         busy_only=bool(first.busy),
         summary=texts.summary,
@@ -472,3 +464,42 @@ def _series(series: BookingSeries, rows: list[Row[Any]], details: bool) -> Booki
         description=texts.description,
         location=texts.location,
     )
+
+
+def _key(row: Row[Any]) -> datetime:
+    """Where the series' rule puts the occurrence (moved alone, it keeps this)."""
+    return row.recurrence_id or row.start
+
+
+def _exdates(starts: Sequence[datetime], shown: list[Row[Any]]) -> tuple[datetime, ...]:
+    """The rule's occurrences without a live booking (cancelled, declined, released, or
+    skipped at creation); all of them when the whole series is withdrawn."""
+    booked = {_key(r) for r in shown}
+    return tuple(s for s in starts if s not in booked)
+
+
+def _overrides(
+    series: BookingSeries, live: list[Row[Any]], length: timedelta, details: bool
+) -> tuple[Override, ...]:
+    """Occurrences moved or renamed alone: a RECURRENCE-ID event each."""
+    out = []
+    for r in live:
+        key = _key(r)
+        title = r.title if details and r.title != series.title else ""
+        if (r.start, r.end) != (key, key + length) or title:
+            out.append(Override(recurrence_id=key, start=r.start, end=r.end, summary=title))
+    return tuple(out)
+
+
+def _series_status(
+    rows: list[Row[Any]], live: list[Row[Any]]
+) -> tuple[BookingStatus, datetime | None]:
+    """A series' status: cancelled once no occurrence is live, else the least settled."""
+    if not live:
+        return BookingStatus.CANCELLED, max(r.withdrawn_at for r in rows)
+    statuses = {r.status for r in live}
+    if statuses <= _SETTLED:
+        return BookingStatus.CONFIRMED, None
+    if AppStatus.TENTATIVE.value in statuses:
+        return BookingStatus.TENTATIVE, None
+    return BookingStatus.PENDING_APPROVAL, None
