@@ -62,7 +62,7 @@ def page_headers(response: Response[Any]) -> Response[Any]:
     ``Link`` (RFC 8288) names the ``first``, ``prev``, ``next`` and ``last`` pages as
     references relative to the host, with the request's own filters kept.
     """
-    content, scope = response.content, _SCOPE.get()
+    content, scope = getattr(response, "content", None), _SCOPE.get()
     if not isinstance(content, Page) or scope is None:
         return response
     response.headers["X-Total-Count"] = str(content.total)
