@@ -68,7 +68,9 @@ class ObservedRequests:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            metrics.in_flight.dec()
             route = scope.get("path_template") or NO_ROUTE
             metrics.observe(str(scope.get("method", "")), route, status, time.perf_counter() - started)
+            # counted before it leaves the in-flight gauge: a scrape that sees no other
+            # request in flight has every answered one counted
+            metrics.in_flight.dec()
             REQUEST_ID.reset(token)
