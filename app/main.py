@@ -51,6 +51,7 @@ from app.hygiene import RejectNul, allow_every_method, forbid_unknown_fields
 from app.jobs.controllers import AdminJobController
 from app.jobs.enqueue import job_queue
 from app.methods import EmptyBodyAsObject, HeadAsGet
+from app.notifications.controllers import InboxController, WebhookController
 from app.ops import logs
 from app.ops.health import ROUTES as OPS_ROUTES
 from app.ops.metrics import Metrics
@@ -170,6 +171,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FeedSubscriptionController,
             calendar_feed,
             BusyImportController,
+            WebhookController,
+            InboxController,
             *ui_routers(),
         ],
         template_config=template_config(),

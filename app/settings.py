@@ -91,6 +91,44 @@ class Settings(BaseSettings):
     """Writes (non-GET requests) one API key may make per window before 429 (0: no limit)."""
     api_key_max_days: int = Field(default=0, ge=0, le=36_500)
     """Longest lifetime of an issued API key in days; longer (or no) expiry is refused (0: any)."""
+    # notifications (app/notifications/): e-mail, webhooks, retries
+    smtp_host: str = ""
+    """SMTP server for notification e-mails (empty: no e-mail is sent)."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    """SMTP server port."""
+    smtp_username: str = ""
+    """SMTP login (empty: no login)."""
+    smtp_password: str = ""
+    """SMTP password."""
+    smtp_starttls: bool = True
+    """Upgrade the SMTP connection with STARTTLS before logging in and sending."""
+    smtp_from: str = "copool <copool@localhost>"
+    """The From: of notification e-mails."""
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How long one SMTP conversation may take."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How long a webhook receiver may take to answer (connect and read)."""
+    webhook_allow_private: bool = False
+    """Deliver webhooks to private, loopback and link-local addresses (refused by default)."""
+    webhook_allow_http_loopback: bool = False
+    """Accept ``http://`` webhook URLs whose host is a loopback address (development, tests)."""
+    webhook_disable_after: int = Field(default=20, ge=1)
+    """An endpoint is disabled after this many consecutive failed deliveries …"""
+    webhook_disable_after_hours: float = Field(default=24.0, ge=0)
+    """… spread over at least this many hours since the first of them."""
+    notify_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    """Delay before a failed delivery's first retry; it doubles each attempt (with jitter)."""
+    notify_backoff_max_seconds: float = Field(default=4 * 3600.0, gt=0)
+    """Longest delay between two attempts."""
+    notify_retry_hours: float = Field(default=24.0, gt=0)
+    """A delivery not made this long after its event is ``failed``."""
+    notify_lease_seconds: float = Field(default=60.0, gt=0)
+    """A claimed delivery whose worker died is due again after this long."""
+    notify_batch_size: int = Field(default=100, ge=1, le=10_000)
+    """Deliveries one worker claims at once."""
+    notify_send_concurrency: int = Field(default=8, ge=1, le=64)
+    """Webhook requests one worker sends at once."""
+
 
     @property
     def runs_jobs_in_process(self) -> bool:

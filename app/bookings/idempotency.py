@@ -66,6 +66,8 @@ SECRET_PATHS = (
     re.compile(r"^/users/[^/]+/api-keys/?$"),
     re.compile(r"^/feed-subscriptions/?$"),
     re.compile(r"^/feed-subscriptions/[^/]+/rotate/?$"),
+    re.compile(r"^/webhooks/?$"),
+    re.compile(r"^/webhooks/[^/]+/rotate-secret/?$"),
 )
 
 Answer = tuple[int, str | None, bytes]

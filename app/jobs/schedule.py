@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from app.jobs import tasks
+from app.notifications import jobs as notifications
 
 
 @dataclass(frozen=True)
@@ -30,5 +31,8 @@ SCHEDULE: list[Periodic] = [
     # the integrity checks of `copool ledger verify` and `copool audit verify`, daily
     Periodic("ledger_verify", tasks.verify_ledger, timedelta(days=1), "30 3 * * *"),
     Periodic("audit_verify", tasks.verify_audit, timedelta(days=1), "45 3 * * *"),
+    # notifications: due webhooks and e-mails (app/notifications/delivery.py), and the digest
+    Periodic("deliver_notifications", notifications.deliver, timedelta(seconds=5), "* * * * * */5"),
+    Periodic("notification_digest", notifications.digest, timedelta(days=1), "0 7 * * *"),
 ]
 """Every periodic job; both the procrastinate worker and the in-process worker run these."""

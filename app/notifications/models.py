@@ -111,6 +111,8 @@ class WebhookEndpoint(Base):
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    """The first of the consecutive failures (null after a success)."""
     disabled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("previous_secret_until", _UTC, nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("failing_since", _UTC, nullable=True),
         sa.Column("disabled_at", _UTC, nullable=True),
         sa.Column("deleted_at", _UTC, nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
