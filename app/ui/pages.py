@@ -35,8 +35,10 @@ Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED
 View = Literal["week", "month"]
 AnyRequest = Request[Any, Any, Any]
 ENDED = {"cancelled", "declined", "released"}
-TIMELINE_LIMIT = 500
-"""Most bookings one timeline draws (the list under it says when there are more)."""
+TIMELINE_LIMIT = 200
+"""Most bookings one page reads (the page says when there are more)."""
+LANES = 40
+"""Most resources one timeline draws a lane for (the page says how many more there are)."""
 
 
 def booking_rows(
@@ -59,7 +61,8 @@ def _row(b: Booking, resources: dict[uuid.UUID, str], projects: dict[uuid.UUID, 
 
 
 def timeline(win: Window, rows: list[dict[str, Any]]) -> list[Any]:
-    """Timeline rows per resource of the live bookings among ``rows``."""
+    """Timeline rows per resource of the live bookings among ``rows`` (the first ``LANES``
+    resources by name, then a row counting the others)."""
     return rows_by(
         win,
         (
@@ -68,6 +71,7 @@ def timeline(win: Window, rows: list[dict[str, Any]]) -> list[Any]:
             for r in rows
             if r["status"] not in ENDED
         ),
+        LANES,
     )
 
 

@@ -94,14 +94,19 @@ def bar(win: Window, start: datetime, end: datetime, css: str, label: str) -> Ba
 
 
 def rows_by(
-    win: Window, items: Iterable[tuple[str, str, datetime, datetime, str, str]]
+    win: Window, items: Iterable[tuple[str, str, datetime, datetime, str, str]], most: int = 40
 ) -> list[Row]:
-    """Rows of a timeline from ``(row label, row href, start, end, css, label)``, by label."""
+    """Rows of a timeline from ``(row label, row href, start, end, css, label)``, by label:
+    the first ``most`` labels, then one row saying how many more were left out."""
     rows: dict[str, Row] = {}
     for label, href, start, end, css, text in items:
         row = rows.setdefault(label, Row(label=label, href=href))
         row.bars.append(bar(win, start, end, css, text))
-    return [rows[k] for k in sorted(rows)]
+    labels = sorted(rows)
+    shown = [rows[k] for k in labels[:most]]
+    if len(labels) > most:
+        shown.append(Row(label=f"… {len(labels) - most} more resources (see the list)"))
+    return shown
 
 
 def names(
