@@ -231,6 +231,20 @@ def seed_demo(if_empty: bool) -> None:
     )
     click.echo(f"demo admin API key (shown once, also in {settings.demo_key_path}):")
     click.echo(result.admin_token)
+    _print_demo_logins(settings)
+
+
+def _print_demo_logins(settings: Any) -> None:
+    """One-time dashboard links (15 minutes) for a few demo users."""
+    from app.seed import DEMO_LOGINS
+    from app.ui.sessions import issue_login_link
+
+    base = (settings.public_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    click.echo("dashboard sign-in links (each works once, for 15 minutes; later: "
+               "copool users login-link EMAIL):")
+    with _scope() as session:
+        for who, email in DEMO_LOGINS:
+            click.echo(f"  {who:<28} {base}/ui/login/{issue_login_link(session, email)}")
 
 
 @main.group()

@@ -106,6 +106,15 @@ LAST = [
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 
 
+DEMO_LOGINS = (
+    ("project lead of RFR-2027", "project_lead@fea.copool.example"),
+    ("resource manager of CSO", "resource_manager@cso.copool.example"),
+    ("requester of FEA", "requester@fea.copool.example"),
+    ("auditor", "auditor@copool.example"),
+)
+"""Demo users whose one-time dashboard sign-in links ``copool seed-demo`` prints."""
+
+
 @dataclass
 class DemoResult:
     """What the demo made, and the admin's key (shown once)."""
