@@ -422,6 +422,16 @@ def _first_fit(
     return None
 
 
+def _lock_in_order(
+    session: Session, chosen: list[tuple[Requirement, Resource, Resource | None]]
+) -> dict[uuid.UUID, Resource]:
+    """Lock every resource a fit books, its operators too, in resource id order: the order
+    an apply takes them (``app.allocation.apply``), so two serves, or a serve and an apply,
+    booking the same resources for requirements listed the other way round never deadlock."""
+    ids = sorted({r.id for _, r, _ in chosen} | {o.id for _, _, o in chosen if o is not None})
+    return {rid: rules.lock_resource(session, rid) for rid in ids}
+
+
 def serve_now(
     session: Session, actor: Actor, request_id: uuid.UUID
 ) -> tuple[Request, list[Booking]]:
@@ -461,13 +471,13 @@ def serve_now(
         end = at + timedelta(minutes=request.duration_minutes)
         try:
             with session.begin_nested():
+                locked = _lock_in_order(session, chosen)
                 bookings = []
                 for requirement, resource, operator in chosen:
-                    locked = rules.lock_resource(session, resource.id)
                     booking = place_booking(
                         session,
                         actor,
-                        resource=locked,
+                        resource=locked[resource.id],
                         project=project,
                         borrower_unit_id=request.unit_id,
                         start=at,
@@ -482,7 +492,7 @@ def serve_now(
                             place_booking(
                                 session,
                                 actor,
-                                resource=rules.lock_resource(session, operator.id),
+                                resource=locked[operator.id],
                                 project=project,
                                 borrower_unit_id=request.unit_id,
                                 start=at,
