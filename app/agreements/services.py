@@ -25,6 +25,7 @@ from app.auth.models import Role
 from app.base import utcnow
 from app.catalog.models import DeviceType, ExpertSkill, Resource, Skill
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.notifications import events as notify
 from app.units.models import Unit
 
 
@@ -334,6 +335,7 @@ def terminate_agreement(
         reason=reason,
     )
     why = "the agreement it ran under was terminated"
+    notify.agreement_ending(session, actor, agreement, reason)
     withdrawals.release(session, actor, hit, f"{why}: {reason}" if reason else why)
     return agreement
 

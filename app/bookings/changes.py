@@ -52,6 +52,7 @@ from app.bookings.schemas import BookingPatch
 from app.catalog.models import Resource
 from app.errors import Conflict, InvalidInput, PermissionDenied, PreconditionFailed
 from app.funds import hooks
+from app.notifications import events as notify
 from app.projects.models import Project
 
 FREE_CHANGE_NOTICE = timedelta(hours=24)
@@ -298,6 +299,7 @@ def _move(
         after=snapshot(booking, fee=fee),
         reason=data.reason,
     )
+    notify.status_changed(session, actor, booking, "booking.move", data.reason)
     return booking
 
 

@@ -70,6 +70,7 @@ from app.bookings.schemas import BookingCreate, BookingFilter
 from app.catalog.models import DeviceType, ExpertSkill, Resource, ResourceKind, Skill
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from app.funds import hooks
+from app.notifications import events as notify
 from app.pagination import matches
 from app.projects.models import Project, ProjectMember
 from app.projects.services import get_project
@@ -177,6 +178,7 @@ def place_booking(
             unit_id=booking.lender_unit_id,
             after=snapshot(booking),
         )
+    notify.booking_created(session, actor, booking)
     return booking
 
 
@@ -496,6 +498,7 @@ def change_status(
         after=snapshot(booking),
         reason=reason,
     )
+    notify.status_changed(session, actor, booking, action, reason)
     if was in LIVE_STATUSES and to.value not in LIVE_STATUSES:
         _end_pair(session, actor, booking, to, reason)
     return booking
@@ -604,6 +607,7 @@ def cancel(session: Session, actor: Actor, booking_id: uuid.UUID, reason: str) -
         raise PermissionDenied("cancelling needs a borrower-side or lender-side role")
     _require_status(booking, *CANCELLABLE)
     side = "borrower" if _is_borrower(session, actor, booking) else "lender"
+    notify.booking_cancelled(session, actor, booking, side, reason)
     fee = (
         hooks.cancellation_fee(session, booking)
         if side == "borrower" and booking.status == BookingStatus.CONFIRMED.value

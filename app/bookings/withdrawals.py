@@ -27,6 +27,7 @@ from app.bookings.availability import Interval, merge
 from app.bookings.models import Booking, BookingStatus, ReopenCode, Request
 from app.bookings.services import change_status, lock_booking, reopen_request
 from app.errors import Conflict
+from app.notifications import events as notify
 
 RELEASABLE = (
     BookingStatus.TENTATIVE.value,
@@ -137,5 +138,6 @@ def release(session: Session, actor: Actor, bookings: list[Booking], reason: str
                 reason,
                 cancelled_at=utcnow(),
             )
+            notify.bookings_withdrawn(session, actor, [booking], reason)
             released.append(booking)
     return released

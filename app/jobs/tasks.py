@@ -29,6 +29,7 @@ from app.bookings import services as bookings
 from app.db import make_engine, make_session_factory, read_only_engine, session_scope
 from app.jobs.identity import this_owner
 from app.jobs.models import PeriodicJob
+from app.notifications import jobs as notifications
 from app.settings import Settings
 
 log = logging.getLogger("copool.jobs")
@@ -81,6 +82,7 @@ def run_allocation(rt: Runtime, run_id: uuid.UUID, should_stop: Callable[[], boo
         should_stop=should_stop,
     )
     log.info("allocation run %s: %s", run_id, outcome)
+    notifications.run_finished(rt, run_id)
     return outcome
 
 

@@ -1,0 +1,115 @@
+"""Each wired transition writes exactly one event, to the right people (their inboxes)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from app.auth.actor import SYSTEM
+from app.auth.models import Role
+from app.bookings import services as bookings
+from app.bookings.models import Booking
+from app.notifications.models import NotificationDelivery, NotificationEvent
+from tests.app.booking_world import Lending, build
+from tests.app.conftest import World
+
+MON = "2027-03-01"
+
+
+def at(start: str, end: str) -> dict[str, str]:
+    return {"start": f"{MON}T{start}:00+01:00", "end": f"{MON}T{end}:00+01:00"}
+
+
+def book(client: Any, w: Lending, resource: uuid.UUID, span: dict[str, str]) -> dict[str, Any]:
+    r = client.post(
+        "/bookings",
+        json={"resource_id": str(resource), "project_id": str(w.project), **span},
+        headers=w.requester,
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def told(world: World) -> list[tuple[str, str, frozenset[str]]]:
+    """Every event so far: (kind, subject id, the names of the users whose inbox has it)."""
+    names = {v: k for k, v in world.users.items()}
+    with world.session() as s:
+        events = s.scalars(select(NotificationEvent).order_by(NotificationEvent.id)).all()
+        inbox = s.execute(
+            select(NotificationDelivery.event_id, NotificationDelivery.user_id).where(
+                NotificationDelivery.channel == "inbox"
+            )
+        ).all()
+    return [
+        (
+            e.kind,
+            str(e.subject_id),
+            frozenset(names[u] for ev, u in inbox if ev == e.id and u is not None),
+        )
+        for e in events
+    ]
+
+
+def test_approval_needed_approved_and_cancel_by_the_other_side(client: Any, world: World) -> None:
+    w = build(world, requires_approval=True)
+    first = book(client, w, w.expert, at("09:00", "10:00"))
+    assert first["status"] == "pending_approval"
+    assert told(world) == [("approval_needed", first["id"], frozenset({"rm"}))]
+    ok = client.post(f"/bookings/{first['id']}/approve", json={"reason": "fine"}, headers=w.manager)
+    assert ok.status_code == 200, ok.text
+    assert told(world)[1:] == [("approved", first["id"], frozenset({"req", "lead"}))]
+    gone = client.post(
+        f"/bookings/{first['id']}/cancel", json={"reason": "no"}, headers=w.requester
+    )
+    assert gone.status_code == 200, gone.text
+    assert told(world)[2:] == [("cancelled", first["id"], frozenset({"rm"}))]
+
+
+def test_declined_tells_the_borrower_side(client: Any, world: World) -> None:
+    w = build(world, requires_approval=True)
+    b = book(client, w, w.expert, at("11:00", "12:00"))
+    no = client.post(f"/bookings/{b['id']}/decline", json={"reason": "busy"}, headers=w.manager)
+    assert no.status_code == 200, no.text
+    assert told(world)[1:] == [("declined", b["id"], frozenset({"req", "lead"}))]
+
+
+def test_a_cancel_by_the_lender_tells_the_borrower(client: Any, world: World) -> None:
+    w = build(world)
+    b = book(client, w, w.expert, at("09:00", "10:00"))
+    assert told(world) == []  # confirmed at once: nobody needs to act
+    r = client.post(f"/bookings/{b['id']}/cancel", json={"reason": "ill"}, headers=w.manager)
+    assert r.status_code == 200, r.text
+    assert told(world) == [("cancelled", b["id"], frozenset({"req", "lead"}))]
+
+
+def test_leave_over_a_booking_tells_both_sides(client: Any, world: World) -> None:
+    w = build(world)
+    b = book(client, w, w.expert, at("13:00", "15:00"))
+    leave = {**at("12:00", "16:00"), "note": "leave", "force": True}
+    r = client.post(f"/experts/{w.expert}/leave", json=leave, headers=w.manager)
+    assert r.status_code == 201, r.text
+    # the manager placed the leave: the lender side's other managers would be told, not them
+    assert told(world) == [("unavailable_over_booking", b["id"], frozenset({"req", "lead"}))]
+
+
+def test_agreement_terminated_tells_both_units_managers(client: Any, world: World) -> None:
+    w = build(world)
+    boss = world.user("boss", "L", Role.UNIT_MANAGER)
+    world.user("bboss", "B", Role.UNIT_MANAGER)
+    r = client.post(f"/agreements/{w.agreement}/terminate", json={"reason": "over"}, headers=boss)
+    assert r.status_code == 200, r.text
+    assert told(world) == [("agreement_ending", str(w.agreement), frozenset({"bboss"}))]
+
+
+def test_no_show_release_by_the_sweep_tells_both_sides(client: Any, world: World) -> None:
+    w = build(world)
+    b = book(client, w, w.device, at("09:00", "10:00"))
+    with world.session() as s:
+        booking = s.get(Booking, uuid.UUID(b["id"]))
+        assert booking is not None
+        counts = bookings.sweep(s, SYSTEM, now=booking.start + timedelta(hours=1))
+    assert counts["released"] == 1
+    assert told(world) == [("no_show_released", b["id"], frozenset({"rm", "req", "lead"}))]
