@@ -21,7 +21,7 @@ from app.agreements.services import visible_resources
 from app.auth.actor import Actor
 from app.bookings import rules
 from app.bookings.availability import Interval, first_fit, merge, subtract, working_intervals
-from app.bookings.models import LIVE_STATUSES, Booking
+from app.bookings.models import Booking
 from app.catalog.models import DeviceType, ExpertSkill, Resource, Unavailability
 from app.errors import InvalidInput, NotFound
 
@@ -125,7 +125,7 @@ def _live_block_spans(
     only the latest to start before ``start`` can still run then
     (``ix_bookings_resource_block``).
     """
-    live = Booking.status.in_(LIVE_STATUSES)
+    live = rules.live()
     out: dict[uuid.UUID, list[Interval]] = {}
     if session.get_bind().dialect.name == "postgresql":
         # The exclusion constraint's GiST index on (resource_id, block) answers both at once.
@@ -145,7 +145,7 @@ def _live_block_spans(
     earlier = aliased(Booking)
     latest = (
         select(earlier.block_start)
-        .where(earlier.resource_id == Resource.id, earlier.status.in_(LIVE_STATUSES),
+        .where(earlier.resource_id == Resource.id, rules.live(earlier.status),
                earlier.block_start < start)
         .order_by(earlier.block_start.desc())
         .limit(1)
