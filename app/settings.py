@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     """Deliveries one worker claims at once."""
     notify_send_concurrency: int = Field(default=8, ge=1, le=64)
     """Webhook requests one worker sends at once."""
+    pledge_due_days: int = Field(default=30, ge=1, le=3650)
+    """A pledge still owing this many days after it was made is overdue (told once)."""
 
 
     @property

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from app.jobs import tasks
 from app.notifications import jobs as notifications
+from app.notifications import pledges
 
 
 @dataclass(frozen=True)
@@ -34,5 +35,6 @@ SCHEDULE: list[Periodic] = [
     # notifications: due webhooks and e-mails (app/notifications/delivery.py), and the digest
     Periodic("deliver_notifications", notifications.deliver, timedelta(seconds=5), "* * * * * */5"),
     Periodic("notification_digest", notifications.digest, timedelta(days=1), "0 7 * * *"),
+    Periodic("pledges_overdue", pledges.run, timedelta(days=1), "15 6 * * *"),
 ]
 """Every periodic job; both the procrastinate worker and the in-process worker run these."""

@@ -56,9 +56,15 @@ class Receiver:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hold: threading.Event | None = None
+    """When given, requests wait for it (``holding`` is set meanwhile): a delivery in flight."""
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
         """What the receiver answers to one request."""
+        if self.hold is not None and not self.hold.is_set():
+            self.holding.set()
+            self.hold.wait(120)
         verified = [self._verify(s, headers, body) for s in self.secrets]
         msg_id = headers.get("webhook-id", "")
         with self.lock:

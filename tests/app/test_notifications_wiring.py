@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -113,3 +113,24 @@ def test_no_show_release_by_the_sweep_tells_both_sides(client: Any, world: World
         counts = bookings.sweep(s, SYSTEM, now=booking.start + timedelta(hours=1))
     assert counts["released"] == 1
     assert told(world) == [("no_show_released", b["id"], frozenset({"rm", "req", "lead"}))]
+
+
+def test_an_overdue_pledge_is_told_once(client: Any, world: World) -> None:
+    from app.notifications.pledges import overdue
+
+    w = build(world, funds=0)
+    b_boss = world.user("bboss", "B", Role.UNIT_MANAGER)
+    made = client.post(
+        f"/projects/{w.project}/funds/pledges",
+        json={"unit_id": str(w.borrower), "amount": 60_000},
+        headers=b_boss,
+    )
+    assert made.status_code == 201, made.text
+    later = datetime.now(UTC) + timedelta(days=31)
+    with world.session() as s:
+        assert overdue(s, datetime.now(UTC), 30) == 0  # not due yet
+        assert overdue(s, later, 30) == 1
+    with world.session() as s:
+        assert overdue(s, later, 30) == 0  # told once
+    ((kind, _, people),) = told(world)
+    assert kind == "pledge_overdue" and people == {"bboss", "lead"}
