@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
 from app.bookings.models import Booking, BookingStatus
-from app.projects.models import Project
 from app.reports.schemas import Report
 from app.reports.scope import (
     ReportFilter,
+    project_currencies,
     seconds_between,
     unit_names,
     unit_scope,
@@ -39,10 +39,14 @@ COLUMNS = [
 def report(session: Session, actor: Actor, filters: ReportFilter, late_hours: int = 24) -> Report:
     """Bookings, no-shows, late cancellations and fees charged, per borrowing unit."""
     totals: dict[tuple[uuid.UUID, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for unit, currency, n, shows, late in session.execute(
+    currencies = project_currencies(session)
+    for unit, project, n, shows, late in session.execute(
         _counts(session, actor, filters, late_hours)
     ):
-        totals[(unit, currency)][:3] = [int(n), int(shows or 0), int(late or 0)]
+        t = totals[(unit, currencies[project])]
+        t[0] += int(n)
+        t[1] += int(shows or 0)
+        t[2] += int(late or 0)
     for unit, currency, amount in session.execute(_fees(actor, filters)):
         if unit is not None:
             totals[(unit, currency)][3] += int(amount or 0)
@@ -65,14 +69,13 @@ def _counts(session: Session, actor: Actor, filters: ReportFilter, late_hours: i
     )
     query = (
         select(
-            Booking.borrower_unit_id, Project.currency, func.count(),
+            Booking.borrower_unit_id, Booking.project_id, func.count(),
             func.sum(case((Booking.status == BookingStatus.RELEASED.value, 1), else_=0)),
             func.sum(case((late, 1), else_=0)),
         )
-        .join(Project, Project.id == Booking.project_id)
         .where(visible_bookings(actor, filters), Booking.start >= filters.start,
                Booking.start < filters.end)
-        .group_by(Booking.borrower_unit_id, Project.currency)
+        .group_by(Booking.borrower_unit_id, Booking.project_id)
     )  # fmt: skip
     if filters.project_id is not None:
         query = query.where(Booking.project_id == filters.project_id)

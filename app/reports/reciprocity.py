@@ -18,9 +18,15 @@ from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
 from app.bookings.models import LIVE_STATUSES, Booking
-from app.projects.models import Project
 from app.reports.schemas import Report
-from app.reports.scope import ReportFilter, clip, seconds_between, unit_names, unit_scope
+from app.reports.scope import (
+    ReportFilter,
+    clip,
+    project_currencies,
+    seconds_sum,
+    unit_names,
+    unit_scope,
+)
 from ledger.models import Account, AccountKind, Entry, Ledger, Posting
 
 PAIR_COLUMNS = [
@@ -73,8 +79,12 @@ def balances(session: Session, actor: Actor, filters: ReportFilter) -> Report:
 
 def _matrix(session: Session, actor: Actor, filters: ReportFilter) -> dict[Pair, list[int]]:
     out: dict[Pair, list[int]] = defaultdict(lambda: [0, 0])
-    for lender, borrower, currency, seconds in session.execute(_hours(session, actor, filters)):
-        out[(lender, borrower, currency)][0] += round(float(seconds) / 60)
+    currencies = project_currencies(session)
+    seconds: dict[Pair, float] = defaultdict(float)
+    for lender, borrower, project, total in session.execute(_hours(session, actor, filters)):
+        seconds[(lender, borrower, currencies[project])] += float(total)
+    for pair, total in seconds.items():
+        out[pair][0] += round(total / 60)
     for lender, borrower, currency, amount in session.execute(_money(actor, filters)):
         if lender is not None and borrower is not None and amount:
             out[(lender, borrower, currency)][1] += int(amount)
@@ -82,19 +92,19 @@ def _matrix(session: Session, actor: Actor, filters: ReportFilter) -> dict[Pair,
 
 
 def _hours(session: Session, actor: Actor, filters: ReportFilter) -> Any:
+    """Seconds of live loans in the period per lender, borrower and project."""
     start = clip(session, Booking.start, filters.start, upper=False)
     end = clip(session, Booking.end, filters.end, upper=True)
     query = (
-        select(Booking.lender_unit_id, Booking.borrower_unit_id, Project.currency,
-               func.sum(seconds_between(session, start, end)))
-        .join(Project, Project.id == Booking.project_id)
+        select(Booking.lender_unit_id, Booking.borrower_unit_id, Booking.project_id,
+               seconds_sum(session, start, end))
         .where(
             Booking.status.in_(LIVE_STATUSES),
             Booking.lender_unit_id != Booking.borrower_unit_id,
             Booking.start < filters.end,
             Booking.end > filters.start,
         )
-        .group_by(Booking.lender_unit_id, Booking.borrower_unit_id, Project.currency)
+        .group_by(Booking.lender_unit_id, Booking.borrower_unit_id, Booking.project_id)
     )  # fmt: skip
     unit = unit_scope(actor, filters)
     if unit is not None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.auth.actor import Actor
 from app.bookings.models import Booking
 from app.errors import InvalidInput, NotFound
+from app.projects.models import Project
 from app.projects.services import get_project
 from app.schemas import MAX_YEAR, MIN_YEAR
 from app.units.models import Unit
@@ -119,6 +120,22 @@ def seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", end - start)
     return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def seconds_sum(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    """SQL aggregate: the seconds from ``start`` to ``end`` summed over a group
+    (PostgreSQL sums intervals: exact, and far cheaper than summing numeric epochs)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", func.sum(end - start))
+    return func.sum(seconds_between(session, start, end))
+
+
+def project_currencies(session: Session) -> dict[uuid.UUID, str]:
+    """Every project's currency: reports group bookings by project in SQL (no join per
+    booking) and by currency here."""
+    return {
+        pid: currency for pid, currency in session.execute(select(Project.id, Project.currency))
+    }
 
 
 def clip(session: Session, a: Any, b: Any, *, upper: bool) -> Any:
