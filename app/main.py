@@ -36,6 +36,7 @@ from app.bookings.controllers import (
     SeriesController,
 )
 from app.bookings.idempotency import IdempotencyMiddleware, commit_before_answering
+from app.bookings.offers import OfferController
 from app.catalog.controllers import (
     DeviceController,
     DeviceTypeController,
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FeedSubscriptionController,
             calendar_feed,
             BusyImportController,
+            OfferController,
             WebhookController,
             InboxController,
             *ui_routers(),

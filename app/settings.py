@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     or a user change reaches every other worker within it (0: look up every request)."""
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     """How long an ``Idempotency-Key`` answers with its first answer; older records are purged."""
+    waitlist_offer_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    """How long freed time offered to a waiting request stays open before it passes on."""
     allocation_processes: int = Field(default=1, ge=1, le=16)
     """Allocation runs solved at once by one worker (``copool worker``'s default concurrency,
     or the in-process worker of ``copool serve``), each in its own process."""

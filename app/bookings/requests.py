@@ -187,6 +187,8 @@ def create_request(session: Session, actor: Actor, data: RequestCreate) -> Reque
         emergency=data.emergency,
         depends_on_id=data.depends_on_id,
         operator_id=data.operator_id,
+        waitlist=data.waitlist,
+        auto_accept=data.auto_accept,
         status=RequestStatus.OPEN.value,
         requirements=[
             Requirement(

@@ -9,7 +9,13 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from app.bookings.models import BookingStatus, ReopenCode, RequestStatus, RequirementKind
+from app.bookings.models import (
+    BookingStatus,
+    OfferStatus,
+    ReopenCode,
+    RequestStatus,
+    RequirementKind,
+)
 from app.schemas import Name, Schema, Text, TimeZoneName, UtcDatetime, end_after_start
 
 Minutes = Annotated[int, Field(ge=5, le=60 * 24 * 14, description="Whole minutes")]
@@ -128,6 +134,11 @@ class RequestCreate(Schema):
     operator_id: uuid.UUID | None = None
     """One of the requesting unit's own experts who operates the devices that need an
     operator; absent: serving (or the allocation run) finds a qualified operator."""
+    waitlist: bool | None = None
+    """Wait for freed time while open: true, false, or absent (wait once an allocation run
+    leaves it out for capacity)."""
+    auto_accept: bool = False
+    """Book freed time found for it at once instead of offering it."""
 
     @field_validator("window_end")
     @classmethod
@@ -163,6 +174,8 @@ class RequestRead(Schema):
     status_reason: str
     reopen_code: ReopenCode | None
     """Why the request last went back to open (its bookings released), if it ever did."""
+    waitlist: bool | None = None
+    auto_accept: bool = False
     created_at: datetime
 
 
@@ -340,3 +353,22 @@ class SeriesPatch(Schema):
         if (self.local_time, self.duration_minutes, self.title, self.notes) == (None,) * 4:
             raise ValueError("give at least one of local_time, duration_minutes, title, notes")
         return self
+
+
+class OfferRead(Schema):
+    """Freed time offered to a waiting request until ``deadline`` (first to accept wins)."""
+
+    id: uuid.UUID
+    request_id: uuid.UUID
+    resource_ids: list[uuid.UUID]
+    start: datetime
+    end: datetime
+    cost: int
+    """The plan's price of the time, in the project's minor units."""
+    rank: int
+    """0 for the best-placed waiting request of the re-plan, then 1, 2, …"""
+    status: OfferStatus
+    deadline: datetime
+    answered_at: datetime | None
+    booking_ids: list[uuid.UUID]
+    created_at: datetime

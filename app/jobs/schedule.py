@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.bookings import waitlist
 from app.jobs import tasks
 from app.notifications import jobs as notifications
 from app.notifications import pledges
@@ -27,6 +28,8 @@ SCHEDULE: list[Periodic] = [
     Periodic("purge_idempotency", tasks.purge_idempotency, timedelta(hours=1), "7 * * * *"),
     # runs whose worker died: queued again (and enqueued) or failed with the reason
     Periodic("recover_runs", tasks.recover, timedelta(seconds=15), "* * * * * */15"),
+    # freed time re-planned for waiting requests, offers past their deadline passed on
+    Periodic("waitlist", waitlist.run_job, timedelta(seconds=15), "* * * * * */15"),
     # the audit log's unsealed tail is at most a minute old (what `audit verify` seals first)
     Periodic("seal_audit", tasks.seal_audit, timedelta(minutes=1), "* * * * *"),
     # the integrity checks of `copool ledger verify` and `copool audit verify`, daily
