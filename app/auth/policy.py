@@ -1,4 +1,11 @@
-"""Auditors read everything and write nothing but their own calendar feed subscriptions.
+"""Who sees what beyond their own unit: auditors, and co-funders of a project.
+
+Co-funders. A unit that holds a cost share (``project_shares.share_bp > 0``) in a project
+co-funds it: its users see the project's bookings, titles included, in ``GET /bookings``
+(and each booking by id) and in their unit's calendar feed, as the borrowing and lending
+units do. Seeing is all: changing a booking still needs the borrower's or lender's side.
+
+Auditors read everything and write nothing but their own calendar feed subscriptions.
 
 A user who holds the ``auditor`` role (and not ``admin``) may send only these writes:
 
@@ -13,9 +20,16 @@ request body is read. The check runs where the caller is identified
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, or_, select, true
+
 from app.auth.actor import Actor
 from app.auth.models import Role
+from app.bookings.models import Booking
 from app.errors import PermissionDenied
+from app.projects.models import ProjectShare
 
 AUDITOR_WRITES = frozenset(
     {
@@ -37,4 +51,23 @@ def check_auditor_write(actor: Actor, method: str, path_template: str) -> None:
         return
     raise PermissionDenied(
         "auditors only read; the one write they may make is to their own feed subscriptions"
+    )
+
+
+def cofunded_projects(unit: uuid.UUID | ColumnElement[Any]) -> Select[uuid.UUID]:
+    """SQL: the projects in which ``unit`` (an id or a bound parameter) holds a cost share."""
+    return select(ProjectShare.project_id).where(
+        ProjectShare.unit_id == unit, ProjectShare.share_bp > 0
+    )
+
+
+def booking_visible(actor: Actor, booking: type[Booking] = Booking) -> ColumnElement[bool]:
+    """SQL: the bookings ``actor`` may read: their unit borrows or lends them, or co-funds
+    the project (admins and auditors: all)."""
+    if actor.sees_everything:
+        return true()
+    return or_(
+        booking.borrower_unit_id == actor.unit_id,
+        booking.lender_unit_id == actor.unit_id,
+        booking.project_id.in_(cofunded_projects(actor.unit_id)),
     )

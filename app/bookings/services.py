@@ -48,12 +48,13 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.agreements.models import SharingAgreement
 from app.audit.services import record, snapshot
+from app.auth import policy
 from app.auth.actor import Actor
 from app.auth.models import Role
 from app.base import utcnow
@@ -331,9 +332,7 @@ def book(session: Session, actor: Actor, data: BookingCreate) -> Booking:
 
 
 def _visible(actor: Actor) -> ColumnElement[bool]:
-    if actor.sees_everything:
-        return true()
-    return or_(Booking.borrower_unit_id == actor.unit_id, Booking.lender_unit_id == actor.unit_id)
+    return policy.booking_visible(actor)  # borrower, lender, co-funders (app.auth.policy)
 
 
 def get_booking(session: Session, actor: Actor, booking_id: uuid.UUID) -> Booking:

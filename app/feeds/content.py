@@ -11,7 +11,9 @@ by ``datetime.fromisoformat`` instead of SQLAlchemy's per-value conversion. A 5,
 feed is read in about a third of the time ORM-typed columns took.
 
 Privacy: the owner of a feed sees the details of a booking only if their unit borrows or
-lends it (or they are admin or auditor); any other booking is a busy block without details.
+lends it, or co-funds its project (``app.auth.policy``), or they are admin or auditor; any
+other booking is a busy block without details. A unit's feed shows its loans both ways and
+the bookings of the projects it co-funds.
 A recurring series is one event with RRULE, EXDATE for each occurrence that is not live
 (cancelled, declined, released, or skipped at creation), and a RECURRENCE-ID event for
 each occurrence moved or renamed alone (``bookings.recurrence_id`` keeps where the rule
@@ -52,6 +54,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.auth.actor import Actor
+from app.auth.policy import cofunded_projects
 from app.bookings.models import LIVE_STATUSES, Booking, BookingSeries
 from app.bookings.models import BookingStatus as AppStatus
 from app.bookings.recurring import occurrences
@@ -96,10 +99,11 @@ def _scope(
     """SQL: the bookings a feed of ``kind`` follows (parameters: see :func:`_params`)."""
     if kind in (FeedKind.EXPERT, FeedKind.DEVICE):
         return booking.resource_id == bindparam("target")
-    if kind is FeedKind.UNIT:
+    if kind is FeedKind.UNIT:  # its loans both ways, and what the projects it co-funds book
         return or_(
             booking.borrower_unit_id == bindparam("target"),
             booking.lender_unit_id == bindparam("target"),
+            booking.project_id.in_(cofunded_projects(bindparam("target"))),
         )
     if kind is FeedKind.PROJECT:
         return booking.project_id == bindparam("target")
@@ -212,6 +216,7 @@ def _version_columns(sees_everything: bool) -> tuple[Any, ...]:
         mine = or_(
             Booking.borrower_unit_id == bindparam("unit"),
             Booking.lender_unit_id == bindparam("unit"),
+            Booking.project_id.in_(cofunded_projects(bindparam("unit"))),
         )
         busy = case((mine, 0), else_=1)
     return (

@@ -22,13 +22,19 @@ from app.catalog.models import ResourceKind
 from app.problems import LIST, READ
 from app.reports import caps, fulfilment, money, noshows, reciprocity, utilisation
 from app.reports.schemas import Report
-from app.reports.scope import Grouping, ReportFilter, check_period, check_visible
+from app.reports.scope import Grouping, ReportFilter, check_days, check_period, check_visible
 from app.routing import get
 from app.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
 From = Annotated[date, QueryParameter(name="from", description="First day of the period (UTC)")]
 To = Annotated[date, QueryParameter(name="to", description="Last day of the period, included")]
+Since = Annotated[
+    date | None, QueryParameter(name="from", description="Only projects running on or after it")
+]
+Until = Annotated[
+    date | None, QueryParameter(name="to", description="Only projects started by this day")
+]
 CSV = "text/csv"
 ANSWERS = {**READ, **LIST}
 
@@ -142,11 +148,15 @@ class ReportController(Controller):
         db_session: Session,
         unit_id: uuid.UUID | None = None,
         project_id: uuid.UUID | None = None,
+        period_from: Since = None,
+        period_to: Until = None,
         format: Format | None = None,
     ) -> Response[Any]:
+        check_days(period_from, period_to)
         if unit_id is not None:
             check_visible(db_session, actor, ReportFilter(date.min, date.min, unit_id=unit_id))
-        report = money.report(db_session, actor, project_id=project_id, unit_id=unit_id)
+        report = money.report(db_session, actor, project_id=project_id, unit_id=unit_id,
+                              period_from=period_from, period_to=period_to)  # fmt: skip
         return _answer(request, report, format)
 
     @get("/no-shows", responses=ANSWERS, summary="No-shows and late cancellations, fees charged")

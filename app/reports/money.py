@@ -41,13 +41,16 @@ def report(
     *,
     project_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
+    period_from: date | None = None,
+    period_to: date | None = None,
     today: date | None = None,
 ) -> Report:
-    """Each readable project's money per funder (``unit_id``: that funder's lines only)."""
+    """Each readable project's money per funder (``unit_id``: that funder's lines only);
+    with a period, only the projects running in it (the figures are the ledger's, to date)."""
     today = today or utcnow().date()
     units = unit_names(session)
     rows: list[dict[str, Any]] = []
-    for project in _projects(session, actor, project_id):
+    for project in _projects(session, actor, project_id, (period_from, period_to)):
         try:
             statement = funds.statement(session, actor, project.id)
         except (PermissionDenied, NotFound):
@@ -63,11 +66,21 @@ def report(
         if unit_id is None:
             rows.append({**head, **_figures(statement), "unit_id": None, "unit": "(total)",
                          **_burn(project, statement, today)})  # fmt: skip
-    return Report(name="money", columns=COLUMNS, rows=rows)
+    return Report(name="money", period_from=period_from, period_to=period_to, columns=COLUMNS,
+                  rows=rows)  # fmt: skip
 
 
-def _projects(session: Session, actor: Actor, project_id: uuid.UUID | None) -> list[Project]:
+def _projects(
+    session: Session,
+    actor: Actor,
+    project_id: uuid.UUID | None,
+    period: tuple[date | None, date | None],
+) -> list[Project]:
     query = select(Project).order_by(Project.code)
+    if period[0] is not None:  # still running on the period's first day or later
+        query = query.where(Project.end_date >= period[0])
+    if period[1] is not None:  # started by the period's last day
+        query = query.where(Project.start_date <= period[1])
     if project_id is not None:
         query = query.where(Project.id == project_id)
     elif not actor.sees_everything:

@@ -56,15 +56,20 @@ class ReportFilter:
         return datetime.combine(self.period_to + timedelta(days=1), time(0), UTC)
 
 
-def check_period(period_from: date, period_to: date, max_days: int) -> None:
-    """Refuse an inverted, over-long or out-of-range period, naming the field."""
+def check_days(period_from: date | None, period_to: date | None) -> None:
+    """Refuse an out-of-range day or an inverted period (either end may be open)."""
     for name, day in (("from", period_from), ("to", period_to)):
-        if not MIN_YEAR <= day.year <= MAX_YEAR:
+        if day is not None and not MIN_YEAR <= day.year <= MAX_YEAR:
             raise InvalidInput(
                 f"{name}: must lie in the years {MIN_YEAR} to {MAX_YEAR}", field=name
             )
-    if period_to < period_from:
+    if period_from is not None and period_to is not None and period_to < period_from:
         raise InvalidInput("to: must not be before from", field="to")
+
+
+def check_period(period_from: date, period_to: date, max_days: int) -> None:
+    """Refuse an inverted, over-long or out-of-range period, naming the field."""
+    check_days(period_from, period_to)
     if (period_to - period_from).days + 1 > max_days:
         raise InvalidInput(f"to: the period spans at most {max_days} days", field="to")
 

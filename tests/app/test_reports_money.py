@@ -128,3 +128,38 @@ def test_money_json_and_csv_agree_and_each_sees_only_readable_ledgers(
     assert client.get("/reports/money", headers=outsider).json()["rows"] == []
     hidden = client.get("/reports/money", params={"project_id": str(project.id)}, headers=outsider)
     assert hidden.status_code == 404
+
+
+def test_money_period_lists_only_the_projects_running_in_it(client: Any, world: Any) -> None:
+    auditor = world.user("auditor", "AUD", Role.AUDITOR)
+    world.user("lead", "LEAD", Role.PROJECT_LEAD)
+    with world.session() as s:
+        spring = f.project(
+            s,
+            world.units["LEAD"],
+            world.users["lead"],
+            code="SPRING",
+            start_date=date(2027, 3, 1),
+            end_date=date(2027, 5, 31),
+        )
+        autumn = f.project(s, world.units["LEAD"], world.users["lead"], code="AUTUMN",
+                           start_date=date(2027, 9, 1), end_date=date(2027, 11, 30))  # fmt: skip
+        for p in (spring, autumn):
+            ledger.contribute(s, p.id, world.units["LEAD"], ledger.Money(100, "EUR"), key=p.code)
+
+    def projects(**params: str) -> list[str]:
+        answer = client.get("/reports/money", params=params, headers=auditor)
+        assert answer.status_code == 200, answer.text
+        return sorted({r["project"] for r in answer.json()["rows"]})
+
+    assert projects() == ["AUTUMN", "SPRING"]
+    assert projects(**{"from": "2027-05-31", "to": "2027-08-31"}) == ["SPRING"]  # its last day
+    assert projects(**{"from": "2027-06-01", "to": "2027-08-31"}) == []
+    assert projects(**{"from": "2027-06-01"}) == ["AUTUMN"]
+    assert projects(to="2027-03-01") == ["SPRING"]  # its first day
+    inverted = client.get("/reports/money", params={"from": "2027-06-02", "to": "2027-06-01"},
+                          headers=auditor)  # fmt: skip
+    assert inverted.status_code == 400
+    assert "to" in inverted.json()["detail"]
+    far = client.get("/reports/money", params={"from": "9999-01-01"}, headers=auditor)
+    assert far.status_code == 400 and "from" in far.json()["detail"]
