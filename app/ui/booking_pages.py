@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
 from app.base import utcnow
-from app.bookings import backfill, search
+from app.bookings import backfill, requests, search
 from app.bookings import services as bookings
-from app.bookings.models import BookingStatus
-from app.bookings.schemas import BookingCreate, BookingFilter
+from app.bookings.models import BookingStatus, RequirementKind
+from app.bookings.schemas import BookingCreate, BookingFilter, RequestCreate, RequirementIn
 from app.catalog import services as catalog
 from app.catalog.models import Device, Expert
 from app.errors import InvalidInput, NotFound
@@ -79,6 +79,24 @@ def _booking_input(data: dict[str, str], resource_id: uuid.UUID, zone: ZoneInfo)
         raise InvalidInput(f"{field}: {exc.errors()[0]['msg']}", field=field) from exc
 
 
+def _request_input(booking: BookingCreate, data: dict[str, str]) -> RequestCreate:
+    """A request for the resource over the chosen slot (to the end of its free time)."""
+    try:
+        until = datetime.fromisoformat(data.get("slot_end", "")).astimezone(UTC)
+    except ValueError:
+        until = booking.end
+    try:
+        return RequestCreate(
+            project_id=booking.project_id, title=booking.title,
+            requirements=[RequirementIn(kind=RequirementKind.RESOURCE, resource_id=booking.resource_id)],
+            duration_minutes=int((booking.end - booking.start).total_seconds() // 60),
+            window_start=booking.start, window_end=max(until, booking.end),
+        )
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0]) if exc.errors() else "start"
+        raise InvalidInput(f"{field}: {exc.errors()[0]['msg']}", field=field) from exc
+
+
 class ResourceController(Controller):
     """``/ui/resources``: the catalog one may book, and each resource's timeline."""
 
@@ -122,6 +140,9 @@ class ResourceController(Controller):
         """Book the resource for a slot chosen on its timeline (the API's own path)."""
         resource = bookings.visible_resource(db_session, actor, resource_id)
         create = _booking_input(data, resource_id, ZoneInfo(resource.time_zone))
+        if data.get("as") == "request":
+            asked = requests.create_request(db_session, actor, _request_input(create, data))
+            return see_other(db_session, f"/ui/runs?requested={asked.id}")
         check_span(create.start, create.end, field="end", max_days=14)
         backfill.admit_booking(db_session, actor, create)
         booking = bookings.book(db_session, actor, create)

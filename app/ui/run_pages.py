@@ -77,14 +77,16 @@ class RunController(Controller):
     path = "/runs"
 
     @get("/")
-    def runs_page(self, signed: SignedIn, actor: Actor, db_session: Session) -> Template:
+    def runs_page(self, signed: SignedIn, actor: Actor, db_session: Session,
+                  requested: uuid.UUID | None = None) -> Template:
         """Open requests, recent runs, and the form that starts one."""
         found, _ = runs.list_runs(db_session, actor, limit=20, offset=0)
         requests, total = list_requests(db_session, actor, limit=50, offset=0)
         projects, _ = list_projects(db_session, actor, limit=100, offset=0, unit_id=actor.unit_id)
         today = datetime.now(UTC).date()
         return render("runs.html", signed, "runs", runs=found, requests=requests, total=total,
-                      projects=projects, start=today + timedelta(days=1), end=today + timedelta(days=28))
+                      projects=projects, start=today + timedelta(days=1), end=today + timedelta(days=28),
+                      requested=requested)
 
     @litestar.post("/", status_code=303)
     async def start(self, request: AnyRequest, actor: Actor, db_session: Session, data: Form) -> Redirect:

@@ -88,3 +88,24 @@ def test_a_queued_runs_progress_fragment_asks_to_be_polled(client: TestClient[An
     assert "<html" not in fragment.text  # a fragment, not a page
     applied = client.post(f"/ui/runs/{run_id}/apply", data={"csrf": csrf})
     assert applied.status_code == 409 and "queued" in applied.text
+
+
+def test_a_free_slot_can_be_asked_for_as_a_request(client: TestClient[Any], world: World) -> None:
+    lending = booking_world.build(world)
+    csrf = sign_in(client, world.tokens["req"])
+    page = client.get(f"/ui/resources/{lending.expert}?at=2030-01-07")
+    start = re.search(r'name="start" type="datetime-local" value="([^"]+)"', page.text)
+    slot_end = re.search(r'name="slot_end" value="([^"]+)"', page.text)
+    assert start and slot_end, "the week of 7 January 2030 has free slots"
+    asked = client.post(
+        f"/ui/resources/{lending.expert}/book",
+        data={"csrf": csrf, "start": start.group(1), "minutes": "60", "as": "request",
+              "project_id": str(lending.project), "title": "Soil survey",
+              "slot_end": slot_end.group(1)},
+        follow_redirects=False,
+    )
+    assert asked.status_code == 303 and "/ui/runs?requested=" in asked.headers["location"]
+    runs_page = client.get(asked.headers["location"])
+    assert "Request made" in runs_page.text and "Soil survey" in runs_page.text
+    listed = client.get("/bookings", headers=world.headers("req")).json()
+    assert listed["items"] == []  # a request, not a booking
