@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
+from app.allocation.models import AllocationRun
 from app.bookings import waitlist
 from app.bookings.models import Booking, FreedWindow, Request, WaitlistOffer
 from app.jobs.local import LocalWorker
@@ -246,3 +247,63 @@ def test_two_accepts_of_one_slot_at_once_one_wins(client: Any, world: Any, app: 
         }
     assert len(live) == 1  # one booking of the hour, never two
     assert sorted(statuses.values()) == ["confirmed", "open"]
+
+
+def test_a_request_left_out_for_capacity_waits_unless_it_said_no(client: Any, world: Any) -> None:
+    """``waitlist`` left out: the request waits once the latest applied run that considered
+    it left it out for capacity; ``waitlist: false`` never waits."""
+    w = build(world)
+    booking = taken_hour(client, w)
+    undecided = waiting(client, w, "Left out", 4, waitlist=None)
+    refused = waiting(client, w, "Never wait", 5, waitlist=False)
+    other = waiting(client, w, "Left out for a budget", 3, waitlist=None)
+    with world.session() as s:  # what an applied run that left them out records
+        user = s.get(Request, uuid.UUID(undecided)).created_by
+        run = AllocationRun(
+            created_by=user,
+            unit_id=w.borrower,
+            status="done",
+            horizon_start=TEN,
+            horizon_end=TEN + HOUR,
+            project_ids=[],
+            unit_ids=[],
+            applied_at=datetime.now(UTC),
+            result={
+                "assignments": [],
+                "unallocated": [
+                    {"request_id": r, "reasons": [{"code": code}]}
+                    for r, code in (
+                        (undecided, "no_capacity"),
+                        (refused, "no_capacity"),
+                        (other, "budget_short"),
+                    )
+                ],
+            },
+        )
+        s.add(run)
+    client.post(f"/bookings/{booking}/cancel", json={"reason": "x"}, headers=w.requester)
+    assert replan(world)["offered"] == 1
+    assert [o["status"] for o in offers(client, w, undecided)] == ["open"]
+    assert offers(client, w, refused) == offers(client, w, other) == []
+
+
+def test_moves_declines_and_releases_free_time(client: Any, world: Any) -> None:
+    """Each way a live booking gives up time writes the window it held."""
+    w = build(world)
+    moved = taken_hour(client, w)
+    shifted = client.patch(
+        f"/bookings/{moved}", json={"start": (TEN + 2 * HOUR).isoformat()}, headers=w.requester
+    )
+    assert shifted.status_code == 200, shifted.text
+    shortened = client.patch(
+        f"/bookings/{moved}",
+        json={"end": (TEN + 2 * HOUR + HOUR / 2).isoformat()},
+        headers=w.requester,
+    )
+    assert shortened.status_code == 200, shortened.text
+    with world.session() as s:
+        freed = [
+            (f.start, f.end, f.cause)
+            for f in s.scalars(select(FreedWindow).order_by(FreedWindow.created_at))
+        ]
+    assert freed == [(TEN, TEN + HOUR, "moved"), (TEN + 2 * HOUR, TEN + 3 * HOUR, "moved")]
