@@ -42,7 +42,11 @@ class HeadAsGet:
 
 
 class EmptyBodyAsObject:
-    """Read a ``POST`` without a body as the JSON object ``{}``."""
+    """Read a ``POST`` whose body turns out empty as the JSON object ``{}``.
+
+    Nothing is read ahead: the app's first ``receive`` gets ``{}`` in place of an empty,
+    final body message, and any other message as sent (a refused request still reads
+    nothing of its body)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,22 +55,22 @@ class EmptyBodyAsObject:
         if scope["type"] != "http" or scope.get("method") != "POST" or _announces_body(scope):
             await self.app(scope, receive, send)
             return
-        headers = [
-            (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
-        ]
-        headers += [(b"content-type", JSON), (b"content-length", b"2")]
-        delivered = False
-
-        async def receive_empty_object() -> ReceiveMessage:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            await receive()  # the client's empty body, so that later calls wait for disconnect
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        if not any(k == b"content-type" for k, _ in headers):
+            headers.append((b"content-type", JSON))
         scope["headers"] = headers
-        await self.app(scope, receive_empty_object, send)
+        first = True
+
+        async def receive_empty_as_object() -> ReceiveMessage:
+            nonlocal first
+            message = await receive()
+            if first and message["type"] == "http.request":
+                first = False
+                if not message.get("body") and not message.get("more_body", False):
+                    return {"type": "http.request", "body": b"{}", "more_body": False}
+            return message
+
+        await self.app(scope, receive_empty_as_object, send)
 
 
 def _announces_body(scope: Scope) -> bool:
