@@ -10,6 +10,7 @@ from litestar.static_files import create_static_files_router
 
 from app.ui.audit_pages import AuditPageController
 from app.ui.booking_pages import ApprovalController, ResourceController
+from app.ui.inbox_pages import InboxController
 from app.ui.money_pages import FundsController, ReportPagesController
 from app.ui.pages import HomeController
 from app.ui.run_pages import RunController
@@ -35,6 +36,7 @@ def ui_routers() -> list[Router]:
             ReportPagesController,
             RunController,
             AuditPageController,
+            InboxController,
         ],
         dependencies={
             "signed": Provide(provide_signed),

@@ -41,6 +41,8 @@ class SignedIn:
 
     actor: Actor
     csrf: str
+    unread: int = 0
+    """Unread notifications in the user's inbox (pages show it in the header)."""
 
 
 def csrf_token(session_token: str) -> str:

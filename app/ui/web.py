@@ -8,6 +8,7 @@ the API would answer (``app.problems.STATUS``), so another unit's object is a 40
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from app import errors
 from app.auth.actor import Actor
 from app.auth.policy import check_auditor_write
 from app.db import READ_METHODS
+from app.notifications import services as notifications
 from app.problems import LEDGER_STATUS, STATUS
 from app.ui import sessions
 from app.ui.sessions import SignedIn
@@ -82,9 +84,11 @@ def session_cookie(request: Request[Any, Any, Any], token: str, max_age: int | N
 
 def _lookup(db_session: Session, token: str, method: str) -> SignedIn:
     signed = sessions.signed_in(db_session, token)
-    if method not in READ_METHODS:
-        # as provide_actor does: give SQLite's writer lock back before the handler's hop
-        db_session.commit()
+    if method in READ_METHODS:
+        _, unread = notifications.inbox(db_session, signed.actor, unread=True, limit=1, offset=0)
+        return replace(signed, unread=unread)
+    # as provide_actor does: give SQLite's writer lock back before the handler's hop
+    db_session.commit()
     return signed
 
 
@@ -119,7 +123,8 @@ def render(template: str, signed: SignedIn, nav: str, status: int = 200, **conte
     """A page with what every page needs: the signed-in user, their CSRF token, the menu."""
     return Template(
         template_name=template,
-        context={"me": signed.actor, "csrf": signed.csrf, "nav": nav, **context},
+        context={"me": signed.actor, "csrf": signed.csrf, "nav": nav, "unread": signed.unread,
+                 **context},
         status_code=status,
     )
 

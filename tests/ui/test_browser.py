@@ -79,6 +79,8 @@ def test_every_page_loads_only_from_copool(visitor: Visitor) -> None:
         ("/ui/reports?name=caps", "report-caps"),
         ("/ui/reports?name=money", "report-money"),
         ("/ui/reports?name=no-shows", "report-no-shows"),
+        ("/ui/runs", "runs"),
+        ("/ui/notifications", "inbox"),
     ]:
         visitor.go(path, name)
     missing = visitor.page.request.get(visitor.site.base + "/ui/resources/00000000-0000-0000-0000-000000000000")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -11,6 +12,8 @@ from litestar.testing import TestClient
 from app.allocation import services as runs
 from app.allocation.schemas import RunCreate
 from app.auth.models import Role, User
+from app.notifications import kinds
+from app.notifications.outbox import emit
 from app.ui.sessions import actor_of
 from tests.app import booking_world
 from tests.app.conftest import World
@@ -109,3 +112,20 @@ def test_a_free_slot_can_be_asked_for_as_a_request(client: TestClient[Any], worl
     assert "Request made" in runs_page.text and "Soil survey" in runs_page.text
     listed = client.get("/bookings", headers=world.headers("req")).json()
     assert listed["items"] == []  # a request, not a booking
+
+
+def test_the_header_counts_unread_notifications_and_the_inbox_marks_them_read(
+    client: TestClient[Any], world: World
+) -> None:
+    world.user("lead", "A", Role.PROJECT_LEAD)
+    with world.session() as s:
+        for kind in (kinds.RUN_DONE, kinds.BUDGET_REFUSED):
+            emit(s, kind, subject_type="request", subject_id=uuid.uuid4(),
+                 unit_ids=[world.unit("A")], data={"title": "Gauge check"})
+    csrf = sign_in(client, world.tokens["lead"])
+    home = client.get("/ui/")
+    assert re.search(r'Inbox <span class="badge">2<span class="sr-only"> unread', home.text)
+    inbox = client.get("/ui/notifications")
+    assert inbox.text.count("Gauge check") == 2
+    assert client.post("/ui/notifications/read-all", data={"csrf": csrf}).status_code == 200
+    assert 'class="badge"' not in client.get("/ui/").text
