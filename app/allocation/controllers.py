@@ -7,12 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 from litestar import Controller, Request
+from litestar.response import ServerSentEvent
 from sqlalchemy.orm import Session
 
 from app.allocation import services
 from app.allocation.models import RunStatus
 from app.allocation.schemas import RunCreate, RunRead
 from app.auth.actor import Actor
+from app.db import make_session_factory
+from app.jobs.events import run_events
 from app.pagination import Limit, Offset, page
 from app.problems import LIST, READ, WRITE
 from app.routing import get, post
@@ -62,6 +65,25 @@ class AllocationRunController(Controller):
     @get("/{run_id:uuid}", responses=READ, summary="Status, live progress and plan of a run")
     def get_run(self, actor: Actor, db_session: Session, run_id: uuid.UUID) -> RunRead:
         return RunRead.model_validate(services.get_run(db_session, actor, run_id))
+
+    @get(
+        "/{run_id:uuid}/events",
+        responses=READ,
+        media_type="text/event-stream",
+        summary="Progress as server-sent events, while the run lasts",
+        description=(
+            "A `progress` event (JSON: status, stage, best_objective, bound, gap, placed, "
+            "requests, elapsed_s) at connection and whenever one of them changes (the row is "
+            "read every 0.5 s); a comment every 15 s while nothing changes; the stream ends "
+            "after the event showing the run done, failed or cancelled."
+        ),
+    )
+    def events(
+        self, actor: Actor, db_session: Session, run_id: uuid.UUID, request: Request[Any, Any, Any]
+    ) -> ServerSentEvent:
+        services.get_run(db_session, actor, run_id)  # 404 unless the caller may read it
+        factory = make_session_factory(request.app.state.engine)
+        return ServerSentEvent(run_events(factory, run_id))
 
     @post(
         "/{run_id:uuid}/apply",

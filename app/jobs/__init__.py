@@ -4,5 +4,6 @@
 ones; ``queue`` puts them on procrastinate (PostgreSQL, run by ``copool worker``); ``local``
 runs them inside ``copool serve`` (SQLite, or when asked); ``enqueue`` picks one of the two
 for the app; ``identity`` names this process as a run's owner and tells whether another
-owner is still alive; ``services``/``controllers`` report to admins (``GET /admin/jobs``).
+owner is still alive; ``services``/``controllers`` report to admins (``GET /admin/jobs``);
+``events`` streams a run's progress as server-sent events.
 """
