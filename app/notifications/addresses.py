@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 class RefusedAddress(Exception):
@@ -49,8 +49,10 @@ def _public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_destination(url: str, *, allow_private: bool) -> None:
-    """Resolve the URL's host and refuse it unless every address is public (or allowed)."""
+def check_destination(url: str, *, allow_private: bool) -> list[str]:
+    """Resolve the URL's host, refuse it unless every address is public (or allowed), and
+    return the addresses to connect to (the caller connects to them, so a second lookup
+    cannot answer otherwise)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -58,9 +60,20 @@ def check_destination(url: str, *, allow_private: bool) -> None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise RefusedAddress(f"{host} does not resolve: {exc}") from exc
-    if allow_private:
-        return
-    for info in infos:
-        address = str(info[4][0])
-        if not _public(address):
-            raise RefusedAddress(f"{host} resolves to {address}, not a public address")
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            if not _public(address):
+                raise RefusedAddress(f"{host} resolves to {address}, not a public address")
+    if not addresses:
+        raise RefusedAddress(f"{host} has no address")
+    return list(dict.fromkeys(addresses))
+
+
+def pinned(url: str, address: str) -> tuple[str, str, str]:
+    """The URL with its host replaced by ``address``, the ``Host`` header and the TLS server
+    name that keep the request (and certificate check) about the original host."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc, parts.hostname or ""

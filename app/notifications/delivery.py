@@ -31,7 +31,7 @@ from app.auth.models import User
 from app.base import utcnow
 from app.db import session_scope
 from app.notifications import mail, signing
-from app.notifications.addresses import RefusedAddress, check_destination
+from app.notifications.addresses import RefusedAddress, check_destination, pinned
 from app.notifications.models import (
     Channel,
     DeliveryStatus,
@@ -167,21 +167,34 @@ def _client(settings: Settings) -> httpx.Client:
 
 
 def send_webhook(client: httpx.Client, settings: Settings, c: Claimed) -> str | None:
-    """POST one signed event; None when the receiver answered 2xx, else what went wrong."""
+    """POST one signed event to the addresses checked; None when the receiver answered
+    2xx, else what went wrong."""
     try:
-        check_destination(c.url, allow_private=settings.webhook_allow_private)
+        addresses = check_destination(c.url, allow_private=settings.webhook_allow_private)
     except RefusedAddress as exc:
         return str(exc)
     headers = signing.headers(c.secrets, str(c.event_id), int(time.time()), c.body)
-    try:
-        answer = client.post(c.url, content=c.body, headers=headers)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    if answer.is_success:
-        return None
-    if answer.is_redirect:
-        return f"answered {answer.status_code} (redirects are not followed)"
-    return f"answered {answer.status_code}"
+    error = "no address answered"
+    for address in addresses:  # the next one only when this one cannot be reached
+        target, host, server_name = pinned(c.url, address)
+        try:
+            answer = client.post(
+                target,
+                content=c.body,
+                headers={**headers, "host": host},
+                extensions={"sni_hostname": server_name},
+            )
+        except httpx.ConnectError as exc:
+            error = f"ConnectError: {exc}"
+            continue
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if answer.is_success:
+            return None
+        if answer.is_redirect:
+            return f"answered {answer.status_code} (redirects are not followed)"
+        return f"answered {answer.status_code}"
+    return error
 
 
 def send(settings: Settings, claimed: list[Claimed]) -> list[tuple[Claimed, str | None]]:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.auth.models import Role
 from app.db import make_session_factory
 from app.notifications import kinds
+from app.notifications.addresses import pinned
 from app.notifications.delivery import backoff, deliver_due
 from app.notifications.models import DeliveryStatus, NotificationDelivery, WebhookEndpoint
 from app.notifications.outbox import emit
@@ -388,3 +389,34 @@ def _email_failures(factory: sessionmaker[Session]) -> int:
             )
             or 0
         )
+
+
+def test_the_checked_address_is_the_one_connected_to_with_the_original_host(
+    db_url: str, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    named = url.replace("127.0.0.1", "localhost")
+    settings = fast_settings(db_url)
+    factory = make_session_factory(engine := _engine(db_url))
+    with factory() as s:
+        unit = f.unit(s)
+        f.user(s, unit.id, Role.RESOURCE_MANAGER)
+        rec.secrets = [endpoint(s, unit.id, named).secret]
+        _emit_many(s, unit.id, 1)
+    drain(factory, settings)
+    assert len(rec.accepted) == 1
+    assert rec.headers[-1]["host"] == named.split("/")[2]  # localhost:port, not the address
+    engine.dispose()
+
+
+def test_pinned_urls_keep_the_host_for_the_header_and_the_tls_name() -> None:
+    assert pinned("https://hooks.example.org/x?a=1", "2001:db8::1") == (
+        "https://[2001:db8::1]/x?a=1",
+        "hooks.example.org",
+        "hooks.example.org",
+    )
+    assert pinned("https://hooks.example.org:8443/x", "192.0.2.7") == (
+        "https://192.0.2.7:8443/x",
+        "hooks.example.org:8443",
+        "hooks.example.org",
+    )
