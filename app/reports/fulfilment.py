@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, select, type_coerce
+from sqlalchemy import Select, case, func, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -59,23 +59,10 @@ _OUTCOME = {
 
 def report(session: Session, actor: Actor, filters: ReportFilter) -> Report:
     """Requests made, served, partly served, refused by reason, withdrawn, per unit and project."""
-    counts: dict[tuple[Any, Any], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(COLUMNS[4:11], 0)
-    )
-    waits: dict[tuple[Any, Any], list[float]] = defaultdict(list)
-    for unit, project, status, asked, need, got, first in session.connection().execute(
-        _per_request(actor, filters)
-    ):
-        row = counts[(unit, project)]
-        row["made"] += 1
-        full = (got or 0) >= (need or 0)
-        outcome = ("served" if full else "partly_served") if status in SERVING else _OUTCOME[status]
-        row[outcome] += 1
-        if first is not None:
-            waits[(unit, project)].append(_minutes(asked, first))
-    keys = {k: (_uuid(k[0]), _uuid(k[1])) for k in counts}
-    counts = {keys[k]: v for k, v in counts.items()}
-    waits = defaultdict(list, {keys[k]: v for k, v in waits.items()})
+    if session.get_bind().dialect.name == "postgresql":
+        counts, stats = _tallies_in_sql(session, actor, filters)
+    else:
+        counts, stats = _tallies(session, actor, filters)
     units = unit_names(session)
     projects = dict(session.execute(select(Project.id, Project.code)).all())
     rows = [
@@ -85,8 +72,8 @@ def report(session: Session, actor: Actor, filters: ReportFilter) -> Report:
             "project_id": str(p),
             "project": projects.get(p, ""),
             **counts[(u, p)],
-            "median_minutes_to_allocation": _median(waits[(u, p)]),
-            "p90_minutes_to_allocation": _p90(waits[(u, p)]),
+            "median_minutes_to_allocation": stats.get((u, p), (None, None))[0],
+            "p90_minutes_to_allocation": stats.get((u, p), (None, None))[1],
         }
         for u, p in sorted(counts, key=lambda k: (units.get(k[0], ""), projects.get(k[1], "")))
     ]
@@ -97,6 +84,57 @@ def report(session: Session, actor: Actor, filters: ReportFilter) -> Report:
         columns=COLUMNS,
         rows=rows,
     )
+
+
+Key = tuple[uuid.UUID, uuid.UUID]
+Tallies = tuple[dict[Key, dict[str, int]], dict[Key, tuple[float | None, float | None]]]
+"""Outcome counts, and the median and p90 minutes to allocation, per unit and project."""
+
+
+def _outcome(status: str, full: bool) -> str:
+    return ("served" if full else "partly_served") if status in SERVING else _OUTCOME[status]
+
+
+def _tallies(session: Session, actor: Actor, filters: ReportFilter) -> Tallies:
+    """SQLite, which has no percentiles: one row per request, counted here."""
+    counts: dict[tuple[Any, Any], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(COLUMNS[4:11], 0)
+    )
+    waits: dict[tuple[Any, Any], list[float]] = defaultdict(list)
+    for unit, project, status, asked, _, first, full in session.connection().execute(
+        _per_request(actor, filters)
+    ):
+        row = counts[(unit, project)]
+        row["made"] += 1
+        row[_outcome(status, full)] += 1
+        if first is not None:
+            waits[(unit, project)].append(_minutes(asked, first))
+    keys = {k: (_uuid(k[0]), _uuid(k[1])) for k in counts}
+    stats = {keys[k]: (_median(w), _p90(w)) for k, w in waits.items()}
+    return {keys[k]: v for k, v in counts.items()}, stats
+
+
+def _tallies_in_sql(session: Session, actor: Actor, filters: ReportFilter) -> Tallies:
+    """PostgreSQL: counts per outcome and the waits' median (percentile_cont) and p90
+    (percentile_disc: nearest rank) in one grouped statement (GROUPING SETS)."""
+    r = _per_request(actor, filters).subquery()
+    minutes = func.date_part("epoch", r.c.first - r.c.asked) / 60.0
+    wait = case((r.c.first.is_(None), None), else_=func.greatest(minutes, 0.0))
+    query = select(
+        r.c.unit, r.c.project, r.c.status, r.c.full, func.count(), func.grouping(r.c.status),
+        func.percentile_cont(0.5).within_group(wait), func.percentile_disc(0.9).within_group(wait),
+    ).group_by(func.grouping_sets(tuple_(r.c.unit, r.c.project, r.c.status, r.c.full),
+                                  tuple_(r.c.unit, r.c.project)))  # fmt: skip
+    counts: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS[4:11], 0))
+    stats: dict[Key, tuple[float | None, float | None]] = {}
+    for unit, project, status, full, n, overall, median, p90 in session.execute(query):
+        if overall:
+            if median is not None:
+                stats[(unit, project)] = (round(median, 1), round(p90, 1))
+            continue
+        counts[(unit, project)]["made"] += n
+        counts[(unit, project)][_outcome(status, full)] += n
+    return counts, stats
 
 
 def _requests(actor: Actor, filters: ReportFilter) -> list[Any]:
@@ -130,9 +168,11 @@ def _per_request(actor: Actor, filters: ReportFilter) -> Select[Any]:
     )  # fmt: skip
     raw = NullType()
     return (
-        select(type_coerce(Request.unit_id, raw), type_coerce(Request.project_id, raw),
-               Request.status, type_coerce(Request.created_at, raw), need.c.n, served.c.n,
-               type_coerce(served.c.first, raw))
+        select(type_coerce(Request.unit_id, raw).label("unit"),
+               type_coerce(Request.project_id, raw).label("project"),
+               Request.status.label("status"), type_coerce(Request.created_at, raw).label("asked"),
+               need.c.n.label("need"), type_coerce(served.c.first, raw).label("first"),
+               (func.coalesce(served.c.n, 0) >= func.coalesce(need.c.n, 0)).label("full"))
         .outerjoin(need, need.c.request_id == Request.id)
         .outerjoin(served, served.c.request_id == Request.id)
         .where(*_requests(actor, filters))
