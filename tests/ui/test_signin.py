@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from app.auth import services as auth
 from app.auth.actor import SYSTEM
-from app.auth.models import Role
+from app.auth.models import Role, User
 from app.base import utcnow
 from app.cli import main
 from app.settings import get_settings
@@ -134,3 +134,24 @@ def test_another_units_objects_answer_404(client: TestClient[Any], world: World)
               "project_id": str(lending.project)},
     )
     assert booked.status_code == 404
+
+
+def test_the_session_cookie_is_secure_behind_https(client: TestClient[Any], world: World) -> None:
+    world.user("ann", "A", Role.REQUESTER)
+    https = {"X-Forwarded-Proto": "https"}
+    form = client.get("/ui/login", headers=https)
+    answer = client.post(
+        "/ui/login", data={"csrf": csrf_of(form.text), "api_key": world.tokens["ann"]},
+        headers=https, follow_redirects=False,
+    )
+    cookie = next(v for k, v in answer.headers.multi_items()
+                  if k == "set-cookie" and v.startswith("copool_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_a_deactivated_user_is_signed_out(client: TestClient[Any], world: World) -> None:
+    world.user("ann", "A", Role.REQUESTER)
+    sign_in(client, world.tokens["ann"])
+    with world.session() as s:
+        s.get(User, world.users["ann"]).active = False
+    assert client.get("/ui/", follow_redirects=False).headers["location"] == "/ui/login"
