@@ -43,6 +43,12 @@ Goals: realistic booking ≥ 0.8× the anchor's throughput; booking p99 ≤ 150 
     python benchmarks/booking.py --quick --json var/bench/booking.json
     python benchmarks/booking.py --postgres-url postgresql+psycopg://copool@127.0.0.1:55432/postgres
 
+``--scrape-metrics`` reads copool's ``/metrics`` (summed over every uvicorn worker) before
+and after each measured phase and compares its ``copool_http_requests_total`` for the
+phase's route (plus the admission gate's 503s, counted under route ``(none)``) with what
+the load generator received (every final answer and every 503 it waited out): ``off %``,
+goal within ±1 % (issue 13).
+
 PostgreSQL comes from ``--postgres-url`` or ``COPOOL_BENCH_POSTGRES_URL`` (skipped with a
 message when neither is set); a fresh database is created there and dropped afterwards.
 ``--quick`` uses 10,000 and 30,000 existing bookings, 150 bookings per route and a few
@@ -57,6 +63,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -66,7 +73,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -479,15 +486,51 @@ class Requests:
         return [self._anchor(next(self.lent), host) for _ in range(n)]
 
 
-def book(server: Server, requests: Requests, route: str, seconds: float, most: int
-         ) -> dict[str, Any]:
+Counts = dict[tuple[str, str, str], float]
+_SAMPLE = re.compile(r'^copool_http_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+
+
+def scrape(server: Server) -> Counts:
+    """copool's ``copool_http_requests_total`` by (method, route, status), summed by its
+    ``/metrics`` over every uvicorn worker."""
+    answer = httpx.get(f"{server.base}/metrics", timeout=30)
+    answer.raise_for_status()
+    out: Counts = {}
+    for line in answer.text.splitlines():
+        sample = _SAMPLE.match(line)
+        if sample:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', sample["labels"]))
+            out[(labels["method"], labels["route"], labels["status"])] = float(sample["value"])
+    return out
+
+
+def metrics_check(before: Counts, after: Counts, method: str, route: str,
+                  run: load.Run) -> dict[str, Any]:
+    """What copool counted for ``method route`` between two scrapes against what the load
+    generator received: every final answer and every 503 it waited out (admission control
+    sheds before routing, so copool counts those under route ``(none)``)."""
+    def counted(want: str, status: str | None = None) -> int:
+        return round(sum(v - before.get(k, 0.0) for k, v in after.items()
+                         if k[:2] == (method, want) and status in (None, k[2])))
+    sent = run.requests + run.shed
+    on_route = counted(route)
+    shed = counted("(none)", "503")
+    return {"sent": sent, "counted_route": on_route, "counted_shed": shed,
+            "off_pct": round(100 * (on_route + shed - sent) / max(sent, 1), 2)}
+
+
+def book(server: Server, requests: Requests, route: str, seconds: float, most: int,
+         check: bool = False) -> dict[str, Any]:
     """Warm the route with two requests per connection, then book for ``seconds`` (at most
-    ``most`` bookings)."""
+    ``most`` bookings); ``check``: scrape copool's /metrics around the run and compare."""
     load.run(server.base, requests.make(route, 2 * CONNECTIONS, server.base), CONNECTIONS)
     batch = requests.make(route, most, server.base)
+    before = scrape(server) if check else {}
     cpu0 = server.cpu_seconds()
     run = load.run(server.base, batch, CONNECTIONS, seconds)
-    return {
+    out = {} if not check else {
+        "metrics": metrics_check(before, scrape(server), "POST", "/bookings", run)}
+    return {**out,
         "requests": run.requests,
         # bookings made per second: a shed request (503) counts once it is booked
         "rps": round(run.per_second(201), 1),
@@ -500,8 +543,8 @@ def book(server: Server, requests: Requests, route: str, seconds: float, most: i
     }
 
 
-def search(server: Server, world: World, skill: uuid.UUID, n: int, budget_s: float
-           ) -> dict[str, Any]:
+def search(server: Server, world: World, skill: uuid.UUID, n: int, budget_s: float,
+           check: bool = False) -> dict[str, Any]:
     """``GET /availability/slots`` for 20 one-hour slots over four weeks, one client;
     ``n`` times, fewer if they would take longer than ``budget_s``."""
     params = {"skill_id": str(skill), "duration_minutes": 60,
@@ -515,9 +558,12 @@ def search(server: Server, world: World, skill: uuid.UUID, n: int, budget_s: flo
         raise RuntimeError(f"slot search failed: {first.statuses} {first.first_body[:500]!r}")
     found = json.loads(first.first_body)
     runs = max(3, min(n, int(budget_s / max(first.wall_s, 1e-3))))
+    before = scrape(server) if check else {}
     run = load.run(server.base, [request] * runs, 1)
     latest = max((s["start"] for s in found), default=None)
-    return {
+    out = {} if not check else {
+        "metrics": metrics_check(before, scrape(server), "GET", "/availability/slots", run)}
+    return {**out,
         "p50_ms": round(load.percentile(run.latencies_ms, 0.5), 1),
         "p99_ms": round(load.percentile(run.latencies_ms, 0.99), 1),
         "slots_found": len(found), "latest_start": latest, "searches": runs,
@@ -536,6 +582,8 @@ class Plan:
     """At most this many bookings per route and size (slots are finite)."""
     searches: int
     search_budget_s: float
+    scrape_metrics: bool = False
+    """Scrape copool's /metrics around each phase and compare its counts with the generator's."""
 
 
 QUICK = Plan([10_000, 20_000], 2.0, {"realistic": 1500, "easy": 1500, "anchor": 12_000}, 10, 4.0)
@@ -546,12 +594,13 @@ FULL = Plan([10_000, 1_000_000], 20.0, {"realistic": 12_000, "easy": 12_000, "an
 def measure(copool: Server, anchor: Server, world: World, requests: Requests, plan: Plan
             ) -> dict[str, Any]:
     """Every figure at the database's current size."""
+    check = plan.scrape_metrics
     runs = {route: book(anchor if route == "anchor" else copool, requests, route,
-                        plan.seconds, plan.most[route])
+                        plan.seconds, plan.most[route], check and route != "anchor")
             for route in ("anchor", "realistic", "easy")}
     n_search, search_budget_s = plan.searches, plan.search_budget_s
-    mornings = search(copool, world, world.morning_skill, n_search, search_budget_s)
-    busy = search(copool, world, world.busy_skill, n_search, search_budget_s)
+    mornings = search(copool, world, world.morning_skill, n_search, search_budget_s, check)
+    busy = search(copool, world, world.busy_skill, n_search, search_budget_s, check)
     anchor_rps = runs["anchor"]["rps"]
     out: dict[str, Any] = {}
     for route, name in (("anchor", "anchor"), ("easy", "booking"), ("realistic", "realistic")):
@@ -574,6 +623,10 @@ def measure(copool: Server, anchor: Server, world: World, requests: Requests, pl
                                "booking": runs["easy"]["requests"],
                                "realistic": runs["realistic"]["requests"]},
         "searches_per_calendar": {"mornings": mornings["searches"], "busy": busy["searches"]},
+        **({"metrics_check": {"realistic": runs["realistic"]["metrics"],
+                              "booking": runs["easy"]["metrics"],
+                              "search_mornings": mornings["metrics"],
+                              "search_busy": busy["metrics"]}} if check else {}),
         "shed_503_per_route": {"anchor": runs["anchor"]["shed_503"],
                                "booking": runs["easy"]["shed_503"],
                                "realistic": runs["realistic"]["shed_503"]},
@@ -665,6 +718,20 @@ def _others(statuses: dict[str, int]) -> int:
     return sum(v for k, v in statuses.items() if k != "201")
 
 
+def print_metrics_check(results: dict[str, Any]) -> None:
+    """A row per database, size and phase: copool's /metrics counts against the generator's."""
+    header = (f"{'database':<11}{'existing':>10}  {'phase':<17}{'sent':>8}{'counted':>9}"
+              f"{'shed':>7}{'off %':>8}")
+    print(header)
+    print("-" * len(header))
+    for db, res in results.items():
+        for size, row in res["sizes"].items():
+            for phase, m in row.get("metrics_check", {}).items():
+                print(f"{db:<11}{int(size):>10,}  {phase:<17}{m['sent']:>8}"
+                      f"{m['counted_route']:>9}{m['counted_shed']:>7}{m['off_pct']:>8.2f}")
+    print()
+
+
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
     """A row per database, size and route; a row per search; then the goals."""
     header = (f"{'database':<11}{'existing':>10}  {'route':<10}{'rps':>8}{'p50 ms':>9}"
@@ -696,6 +763,8 @@ def print_table(results: dict[str, Any], sizes: list[int]) -> None:
                       f"{row[f'{prefix}_p99_ms']:>9.1f}{row[f'{prefix}_slots_found']:>7}"
                       f"{row['searches_per_calendar'][cal]:>10}")
     print()
+    if any("metrics_check" in row for res in results.values() for row in res["sizes"].values()):
+        print_metrics_check(results)
     big = f"{sizes[-1]:,}"
     for db, res in results.items():
         p99_goal = P99_GOAL_MS[db]
@@ -722,9 +791,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument("--postgres-url", default=os.environ.get("COPOOL_BENCH_POSTGRES_URL"),
                         help="PostgreSQL server (default $COPOOL_BENCH_POSTGRES_URL)")
+    parser.add_argument("--scrape-metrics", action="store_true",
+                        help="scrape copool's /metrics around each phase and compare its request "
+                             "counts with the load generator's (goal: within 1 %%)")
     args = parser.parse_args(argv)
 
-    plan = QUICK if args.quick else FULL
+    plan = replace(QUICK if args.quick else FULL, scrape_metrics=args.scrape_metrics)
     sizes = plan.sizes
     databases = ["sqlite"]
     if args.postgres_url:
@@ -744,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "booking", "quick": args.quick, "existing_bookings": sizes,
             "connections": CONNECTIONS, "experts": EXPERTS, "calendars": ["mornings", "busy"],
             "routes": list(ROUTES), "seconds_per_route": plan.seconds, "workers": 1, "commit_on_loop": False,
-            "as_shipped": True, "goals": GOALS,
+            "as_shipped": True, "goals": GOALS, "scrape_metrics": args.scrape_metrics,
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
             **results,
         }, indent=2) + "\n")
