@@ -8,12 +8,14 @@ from typing import Annotated, Any
 from litestar import Controller, Request
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy.orm import Session
 
 from app.errors import NotAuthenticated, PermissionDenied
 from app.routing import get, post
+from app.throttle import client_address
 from app.ui import sessions
 from app.ui.sessions import SESSION_HOURS, SignedIn
 from app.ui.web import COOKIE, LOGIN_CSRF_COOKIE, see_other, session_cookie
@@ -42,6 +44,25 @@ def _check_login_csrf(request: AnyRequest, data: dict[str, str]) -> None:
         raise PermissionDenied("csrf: the form's CSRF token is missing or wrong", field="csrf")
 
 
+def _refused(request: AnyRequest, db_session: Session, detail: str) -> Template:
+    """The sign-in form again, saying why; the failure counts against the client's address
+    as a wrong API key does (``app.throttle``: past the limit, 429 until the window ends)."""
+    db_session.rollback()
+    throttle = request.app.state.throttle
+    if throttle.failure_limit:
+        throttle.fail(client_address(request.scope))
+    return _login_page(request, "login.html", 401, problem=detail)
+
+
+def _check_blocked(request: AnyRequest) -> None:
+    throttle = request.app.state.throttle
+    if throttle.failure_limit and throttle.is_blocked(client_address(request.scope)):
+        raise TooManyRequestsException(
+            "too many failed sign-ins from this address; try again later",
+            headers={"Retry-After": str(throttle.retry_after())},
+        )
+
+
 def _signed_in(request: AnyRequest, db_session: Session, token: str) -> Redirect:
     forget = Cookie(key=LOGIN_CSRF_COOKIE, value="", path="/ui/login", max_age=0, expires=0)
     return see_other(
@@ -63,11 +84,11 @@ class SignInController(Controller):
     def login(self, request: AnyRequest, db_session: Session, data: Form) -> Redirect | Template:
         """Sign in with an API key: a session cookie, or the form again with the reason."""
         _check_login_csrf(request, data)
+        _check_blocked(request)
         try:
             token = sessions.sign_in_with_key(db_session, sessions.check_key_field(data.get("api_key", "")))
         except NotAuthenticated as exc:
-            db_session.rollback()
-            return _login_page(request, "login.html", 401, problem=exc.detail)
+            return _refused(request, db_session, exc.detail)
         return _signed_in(request, db_session, token)
 
     @get("/login/{token:str}")
@@ -80,11 +101,11 @@ class SignInController(Controller):
     def use_link(self, request: AnyRequest, db_session: Session, token: str, data: Form) -> Redirect | Template:
         """Use a login link once: a session cookie, or the sign-in form with the reason."""
         _check_login_csrf(request, data)
+        _check_blocked(request)
         try:
             session_token = sessions.redeem_login_link(db_session, token)
         except NotAuthenticated as exc:
-            db_session.rollback()
-            return _login_page(request, "login.html", 401, problem=exc.detail)
+            return _refused(request, db_session, exc.detail)
         return _signed_in(request, db_session, session_token)
 
     @post("/logout", status_code=303)

@@ -130,13 +130,13 @@ def render(template: str, signed: SignedIn, nav: str, status: int = 200, **conte
 
 
 def _error_page(request: Request[Any, Any, Any], status: int, title: str, detail: str,
-                field: str | None = None) -> Response[Any]:
+                field: str | None = None, headers: dict[str, str] | None = None) -> Response[Any]:
     return Template(
         template_name="error.html",
         context={"status": status, "title": title, "detail": detail, "field": field,
                  "me": None},
         status_code=status,
-        headers={h.name: str(h.value) for h in PAGE_HEADERS},
+        headers={**{h.name: str(h.value) for h in PAGE_HEADERS}, **(headers or {})},
     )
 
 
@@ -163,7 +163,8 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return _error_page(request, exc.status_code, "Error", str(exc.detail))
+    return _error_page(request, exc.status_code, "Error", str(exc.detail),
+                       headers=dict(exc.headers or {}))
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

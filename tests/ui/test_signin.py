@@ -18,7 +18,8 @@ from app.auth.actor import SYSTEM
 from app.auth.models import Role, User
 from app.base import utcnow
 from app.cli import main
-from app.settings import get_settings
+from app.main import create_app
+from app.settings import Settings, get_settings
 from app.ui.models import LoginLink
 from tests.app import booking_world
 from tests.app.conftest import World
@@ -155,3 +156,26 @@ def test_a_deactivated_user_is_signed_out(client: TestClient[Any], world: World)
     with world.session() as s:
         s.get(User, world.users["ann"]).active = False
     assert client.get("/ui/", follow_redirects=False).headers["location"] == "/ui/login"
+
+
+def test_wrong_keys_from_one_address_are_throttled(
+    db_url: str, tmp_path: Path, world: World, client: TestClient[Any]
+) -> None:
+    world.user("ann", "A", Role.REQUESTER)
+    app = create_app(Settings(database_url=db_url, demo_key_path=tmp_path / "k",
+                              auth_failure_limit=2))
+    try:
+        with TestClient(app=app) as guarded:
+            answers = []
+            for _ in range(3):
+                form = guarded.get("/ui/login")
+                answers.append(guarded.post(
+                    "/ui/login", data={"csrf": csrf_of(form.text), "api_key": "cpl_guess"}
+                ).status_code)
+            form = guarded.get("/ui/login")
+            right = guarded.post("/ui/login", data={"csrf": csrf_of(form.text),
+                                                    "api_key": world.tokens["ann"]})
+    finally:
+        app.state.engine.dispose()
+    assert answers == [401, 401, 401]
+    assert right.status_code == 429 and right.headers["retry-after"]
