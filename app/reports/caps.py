@@ -76,13 +76,13 @@ def _met(filters: ReportFilter) -> Any:
 
 
 def _used(
-    session: Session, months: list[Interval], conditions: list[Any], *keys: Any, zone: str
+    session: Session, months: list[Interval], conditions: list[Any], *keys: Any
 ) -> dict[tuple[Any, ...], list[float]]:
     """Seconds of live bookings per ``keys``, whether each is a loan in the period
-    (the last key) and month of ``zone``: one pass in SQL that both finds the caps to list
-    and sums what each cap counts."""
+    (the last key) and month: one pass in SQL that both finds the caps to list and sums
+    what each cap counts."""
     return seconds_per_bucket(
-        session, months, [Booking.status.in_(LIVE_STATUSES), *conditions], *keys, zone=zone
+        session, months, [Booking.status.in_(LIVE_STATUSES), *conditions], *keys
     )
 
 
@@ -95,7 +95,7 @@ def _agreement_rows(
 ) -> list[dict[str, Any]]:
     months = _months(filters.start, filters.end, ZoneInfo("UTC"))
     seconds = _used(session, months, [Booking.agreement_id.is_not(None)],
-                    Booking.agreement_id, Booking.resource_id, _met(filters), zone="UTC")  # fmt: skip
+                    Booking.agreement_id, Booking.resource_id, _met(filters))  # fmt: skip
     parts: dict[tuple[uuid.UUID, uuid.UUID], list[list[float]]] = defaultdict(list)
     for (agreement_id, resource_id, _), values in seconds.items():
         parts[(agreement_id, resource_id)].append(values)
@@ -143,8 +143,7 @@ def _lending_rows(
         home = {e.id: e.unit_id for e in experts}
         some = [Booking.resource_id.in_(list(home))] if len(home) < 2000 else []
         seconds = _used(session, months, some,
-                        Booking.resource_id, Booking.borrower_unit_id, _met(filters),
-                        zone=zone)  # fmt: skip
+                        Booking.resource_id, Booking.borrower_unit_id, _met(filters))  # fmt: skip
         parts: dict[uuid.UUID, list[list[float]]] = defaultdict(list)
         for (resource_id, borrower, _), values in seconds.items():
             if resource_id in home and borrower != home[resource_id]:

@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Integer, case, func, literal, literal_column, select
 from sqlalchemy import cast as sql_cast
@@ -54,15 +53,14 @@ def per_bucket(
 
 
 def seconds_per_bucket(
-    session: Session, spans: list[Interval], conditions: list[Any], *keys: Any, zone: str = "UTC"
+    session: Session, spans: list[Interval], conditions: list[Any], *keys: Any
 ) -> dict[tuple[Any, ...], list[float]]:
-    """Seconds of the bookings meeting ``conditions`` per ``keys`` and bucket of ``spans``
-    (``zone``: the zone whose calendar months the spans may be)."""
+    """Seconds of the bookings meeting ``conditions`` per ``keys`` and bucket of ``spans``."""
     first, last = spans[0][0], spans[-1][1]
     postgres = session.get_bind().dialect.name == "postgresql"
     start = clip(session, Booking.start, literal(first, _INSTANT), upper=False)
     end = clip(session, Booking.end, literal(last, _INSTANT), upper=True)
-    labels = _Labels(spans, postgres, zone)
+    labels = _Labels(spans, postgres)
     i_columns, j_columns = labels.columns(start, end=False), labels.columns(end, end=True)
     # grouped by the labels: a key or bucket computed from bound values would otherwise be
     # rendered twice with different parameters, which PostgreSQL takes for two expressions
@@ -114,34 +112,27 @@ class _Labels:
     """How SQL names the bucket an instant (clipped to the buckets) falls in, and how
     Python turns that name into the bucket's index.
 
-    UTC weeks and months are named by arithmetic (PostgreSQL ``date_bin`` and
-    ``date_trunc``, also for a zone's months; SQLite day numbers and the stored text's
-    ``YYYY-MM``), far cheaper per row than a ``CASE`` over dozens of edges; other buckets
-    (on SQLite a zone's months) by that ``CASE``. An end lies in the bucket that closes at
-    or after it.
+    UTC weeks are named by arithmetic (PostgreSQL ``date_bin``, SQLite day numbers), far
+    cheaper per row than a ``CASE`` over 53 edges; UTC months on SQLite by the stored
+    text's ``YYYY-MM``. Months elsewhere (and a zone's months) by that ``CASE``: over a
+    dozen edges PostgreSQL runs it faster than ``date_trunc`` with a zone (CPU 0.57 vs
+    0.80 s at 1M bookings). An end lies in the bucket that closes at or after it.
     """
 
-    def __init__(self, spans: list[Interval], postgres: bool, zone: str) -> None:
-        self.spans, self.postgres, self.zone = spans, postgres, zone
-        local = ZoneInfo(zone)
-        inner = [e.astimezone(local) for _, e in spans[:-1]]
-        midnight = all(e.time() == time(0) for e in inner)
+    def __init__(self, spans: list[Interval], postgres: bool) -> None:
+        self.spans, self.postgres = spans, postgres
+        inner = [e for _, e in spans[:-1]]
+        midnight = all(e.tzinfo == UTC and e.time() == time(0) for e in inner)
         self.kind = "one" if not inner else "case"
-        if (
-            zone == "UTC"
-            and midnight
-            and all(e.weekday() == 0 for e in inner)
-            and _evenly(inner, 7)
-        ):
+        if midnight and all(e.weekday() == 0 for e in inner) and _evenly(inner, 7):
             self.kind = "week"
             first = spans[0][0]
             self.origin = datetime.combine(first.date() - timedelta(days=first.weekday()),
                                            time(0), UTC)  # fmt: skip
-        elif midnight and all(e.day == 1 for e in inner) and (postgres or zone == "UTC"):
+        elif midnight and all(e.day == 1 for e in inner) and not postgres:
             self.kind = "month"
-            starts = [s.astimezone(local) for s, _ in spans]
-            self.months = {(s.year, s.month): n for n, s in enumerate(starts)}
-            after = spans[-1][1].astimezone(local)
+            self.months = {(s.year, s.month): n for n, (s, _) in enumerate(spans)}
+            after = spans[-1][1]
             self.months.setdefault((after.year, after.month), len(spans))
 
     def columns(self, instant: Any, *, end: bool) -> list[ColumnElement[Any]]:
@@ -155,10 +146,8 @@ class _Labels:
                            for n, e in enumerate(inner)), else_=len(inner))]  # fmt: skip
         if self.postgres:
             moment = instant - literal(timedelta(microseconds=1)) if end else instant
-            if self.kind == "week":
-                return [func.date_bin(literal(timedelta(days=7)), moment,
-                                      literal(self.origin, _INSTANT))]  # fmt: skip
-            return [func.date_trunc("month", moment, self.zone)]
+            return [func.date_bin(literal(timedelta(days=7)), moment,
+                                  literal(self.origin, _INSTANT))]  # fmt: skip
         if self.kind == "week":
             days = func.julianday(instant) - literal(_julian(self.origin))
             # SQLite's instants are whole milliseconds: an end a millisecond past an edge
@@ -179,8 +168,5 @@ class _Labels:
             if self.postgres:
                 return (values[0] - self.origin).days // 7
             return int(values[0])
-        if self.postgres:
-            month = values[0].astimezone(ZoneInfo(self.zone))
-            return self.months[(month.year, month.month)]
         year, month = values[0].split("-")
         return self.months[(int(year), int(month))] - (1 if end and values[1] else 0)
