@@ -134,3 +134,41 @@ def test_an_overdue_pledge_is_told_once(client: Any, world: World) -> None:
         assert overdue(s, later, 30) == 0  # told once
     ((kind, _, people),) = told(world)
     assert kind == "pledge_overdue" and people == {"bboss", "lead"}
+
+
+def test_a_finished_run_tells_its_unit_and_budget_refusals_tell_the_requests_people(
+    client: Any, app: Any, world: World, settings: Any
+) -> None:
+    from app.allocation.models import AllocationRun
+    from app.jobs.tasks import Runtime
+    from app.notifications import jobs as notification_jobs
+    from tests.app.test_cascades import ask, skill
+
+    w = build(world)
+    request = ask(client, w, skill(w))
+    with world.session() as s:
+        run = AllocationRun(
+            created_by=world.users["req"],
+            unit_id=w.borrower,
+            status="done",
+            horizon_start=datetime(2027, 3, 1, tzinfo=UTC),
+            horizon_end=datetime(2027, 3, 6, tzinfo=UTC),
+            result={
+                "assignments": [],
+                "unallocated": [
+                    {"request_id": request["id"], "reasons": [{"code": "budget_short"}]}
+                ],
+            },
+        )
+        s.add(run)
+        s.flush()
+        run_id = run.id
+    rt = Runtime(settings)
+    try:
+        notification_jobs.run_finished(rt, run_id)
+    finally:
+        rt.close()
+    assert sorted(told(world)) == [
+        ("budget_refused", request["id"], frozenset({"req", "lead"})),
+        ("run_done", str(run_id), frozenset({"req", "lead"})),
+    ]
