@@ -161,6 +161,8 @@ def test_inbox_unread_read_and_read_all(client: Any, app: Litestar, world: World
     first = _emit(app, kinds.RUN_DONE, unit)
     _emit(app, kinds.BUDGET_REFUSED, unit)
     _emit(app, kinds.PLEDGE_OVERDUE, unit)
+    answer = client.get("/me/notifications?unread=true&limit=2", headers=lead)
+    assert answer.headers["x-total-count"] == "3" and 'rel="next"' in answer.headers["link"]
     unread = client.get("/me/notifications?unread=true", headers=lead).json()
     assert unread["total"] == 3
     assert [n["kind"] for n in unread["items"]] == ["pledge_overdue", "budget_refused", "run_done"]
