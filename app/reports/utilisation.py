@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Text, or_, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from app.auth.actor import Actor
@@ -137,17 +138,21 @@ def _resources(session: Session, actor: Actor, filters: ReportFilter) -> list[_R
             Resource.unit_id,
             Resource.kind,
             DeviceType.name,
-            Resource.working_hours,
+            sql_cast(Resource.working_hours, Text),  # parsed once per distinct calendar
             Resource.time_zone,
             Resource.device_type_id,
         )
         .outerjoin(DeviceType, DeviceType.id == Resource.device_type_id)
         .where(*_visible(actor, filters))
     )
-    return [
-        _Resource(rid, name, uid, type_name or kind, hours, zone, kind, device_type_id)
-        for rid, name, uid, kind, type_name, hours, zone, device_type_id in session.execute(query)
-    ]
+    calendars: dict[str | None, Any] = {None: None}
+    out = []
+    for rid, name, uid, kind, type_name, hours, zone, device_type_id in session.execute(query):
+        if hours not in calendars:
+            calendars[hours] = json.loads(hours)
+        out.append(_Resource(rid, name, uid, type_name or kind, calendars[hours], zone, kind,
+                             device_type_id))  # fmt: skip
+    return out
 
 
 def _booked(
