@@ -175,3 +175,28 @@ class ApprovalController(Controller):
         reason = data.get("reason", "").strip() or f"declined by {actor.name} in the dashboard"
         bookings.decline(db_session, actor, booking_id, reason[:2000])
         return see_other(db_session, "/ui/approvals?done=declined")
+
+
+def _back(data: dict[str, str]) -> str:
+    """Where to send the browser after an action: a dashboard page, else the home page."""
+    back = data.get("back", "")
+    return back if back.startswith("/ui/") and "//" not in back else "/ui/"
+
+
+class BookingActionController(Controller):
+    """``/ui/bookings/{id}/…``: the borrower confirms a tentative booking or cancels one."""
+
+    path = "/bookings"
+
+    @post("/{booking_id:uuid}/confirm", status_code=303)
+    def confirm(self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: Form) -> Redirect:
+        """Accept a tentative booking (e.g. one an allocation run placed)."""
+        bookings.confirm(db_session, actor, booking_id, "confirmed in the dashboard")
+        return see_other(db_session, _back(data))
+
+    @post("/{booking_id:uuid}/cancel", status_code=303)
+    def cancel(self, actor: Actor, db_session: Session, booking_id: uuid.UUID, data: Form) -> Redirect:
+        """Cancel a booking (either side; fees as the agreement says)."""
+        reason = data.get("reason", "").strip() or f"cancelled by {actor.name} in the dashboard"
+        bookings.cancel(db_session, actor, booking_id, reason[:2000])
+        return see_other(db_session, _back(data))

@@ -9,7 +9,11 @@ from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
 from app.ui.audit_pages import AuditPageController
-from app.ui.booking_pages import ApprovalController, ResourceController
+from app.ui.booking_pages import (
+    ApprovalController,
+    BookingActionController,
+    ResourceController,
+)
 from app.ui.inbox_pages import InboxController
 from app.ui.money_pages import FundsController, ReportPagesController
 from app.ui.pages import HomeController
@@ -32,6 +36,7 @@ def ui_routers() -> list[Router]:
             HomeController,
             ResourceController,
             ApprovalController,
+            BookingActionController,
             FundsController,
             ReportPagesController,
             RunController,

@@ -122,6 +122,7 @@ class HomeController(Controller):
         return render(
             "home.html", signed, "home", win=win, rows=rows, total=total, mine=mine,
             lanes=timeline(win, rows), prev=win.shifted(-1), next=win.shifted(1),
+            back=f"/ui/?view={win.view}&at={win.start.date().isoformat()}",
         )
 
     @get("/feeds")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app import errors
 from app.auth.actor import Actor
 from app.auth.policy import check_auditor_write
+from app.base import utcnow
 from app.db import READ_METHODS
 from app.notifications import services as notifications
 from app.problems import LEDGER_STATUS, STATUS
@@ -124,7 +125,7 @@ def render(template: str, signed: SignedIn, nav: str, status: int = 200, **conte
     return Template(
         template_name=template,
         context={"me": signed.actor, "csrf": signed.csrf, "nav": nav, "unread": signed.unread,
-                 **context},
+                 "now": utcnow(), **context},
         status_code=status,
     )
 

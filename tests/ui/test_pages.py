@@ -12,8 +12,12 @@ from litestar.testing import TestClient
 from app.allocation import services as runs
 from app.allocation.schemas import RunCreate
 from app.auth.models import Role, User
+from app.bookings import services
+from app.bookings.models import BookingStatus
+from app.catalog.models import Resource
 from app.notifications import kinds
 from app.notifications.outbox import emit
+from app.projects.models import Project
 from app.ui.sessions import actor_of
 from tests.app import booking_world
 from tests.app.conftest import World
@@ -129,3 +133,31 @@ def test_the_header_counts_unread_notifications_and_the_inbox_marks_them_read(
     assert inbox.text.count("Gauge check") == 2
     assert client.post("/ui/notifications/read-all", data={"csrf": csrf}).status_code == 200
     assert 'class="badge"' not in client.get("/ui/").text
+
+
+def test_the_borrower_confirms_a_tentative_booking_and_cancels_it_from_the_list(
+    client: TestClient[Any], world: World
+) -> None:
+    lending = booking_world.build(world)
+    start = datetime(2030, 1, 7, 9, tzinfo=UTC)  # a Monday, 10:00 in Berlin
+    with world.session() as s:
+        requester = actor_of(s.get(User, world.users["req"]))
+        booking = services.place_booking(
+            s, requester, resource=s.get(Resource, lending.expert),
+            project=s.get(Project, lending.project), borrower_unit_id=lending.borrower,
+            start=start, end=start + timedelta(hours=1), title="Plan placed",
+            status=BookingStatus.TENTATIVE,
+        )
+    csrf = sign_in(client, world.tokens["req"])
+    back = "/ui/?view=week&at=2030-01-07"
+    assert "Confirm Plan placed on Eva Expert" in client.get(back).text
+    confirmed = client.post(f"/ui/bookings/{booking.id}/confirm",
+                            data={"csrf": csrf, "back": back}, follow_redirects=False)
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == back
+    page = client.get(back).text
+    assert "Confirm Plan placed" not in page and "status-confirmed" in page
+    cancelled = client.post(f"/ui/bookings/{booking.id}/cancel",
+                            data={"csrf": csrf, "back": "https://evil.example/"},
+                            follow_redirects=False)
+    assert cancelled.headers["location"] == "/ui/"  # only back to a dashboard page
+    assert "status-cancelled" in client.get(back).text
