@@ -10,7 +10,7 @@ import segno
 from litestar import Controller, Request
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from app.routing import get, post
 from app.settings import Settings
 from app.ui.sessions import SignedIn
 from app.ui.views import Window, names, rows_by, window
-from app.ui.web import render
+from app.ui.web import render, see_other
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 View = Literal["week", "month"]
@@ -144,6 +144,12 @@ class HomeController(Controller):
         """A new address for a feed (the old one stops working), shown this once."""
         feed, token = feeds.rotate_feed(db_session, actor, feed_id)
         return _issued(request, signed, settings, feed.name, token)
+
+    @post("/feeds/{feed_id:uuid}/revoke", status_code=303)
+    def revoke(self, actor: Actor, db_session: Session, feed_id: uuid.UUID) -> Redirect:
+        """Stop a feed for good: its address answers 404 from now on."""
+        feeds.revoke_feed(db_session, actor, feed_id, "revoked in the dashboard")
+        return see_other(db_session, "/ui/feeds")
 
 
 def _issued(request: AnyRequest, signed: SignedIn, settings: Settings, name: str,

@@ -65,6 +65,13 @@ def test_a_post_without_the_csrf_token_is_refused(client: TestClient[Any], world
     assert csrf_of(form.text)
     made = client.post("/ui/feeds", data={"csrf": csrf, "kind": "mine", "target_id": ""})
     assert made.status_code == 200 and "webcal://" in made.text
+    feed = re.search(r'value="(https?://[^"]+/feeds/[^"]+\.ics)"', made.text)
+    assert feed and client.get(feed.group(1)).status_code == 200
+    feed_id = re.search(r"/ui/feeds/([0-9a-f-]{36})/revoke", client.get("/ui/feeds").text)
+    assert feed_id
+    assert client.post(f"/ui/feeds/{feed_id.group(1)}/revoke", data={}).status_code == 403
+    client.post(f"/ui/feeds/{feed_id.group(1)}/revoke", data={"csrf": csrf})
+    assert client.get(feed.group(1)).status_code == 404
 
 
 def test_revoking_the_key_ends_the_session(client: TestClient[Any], world: World) -> None:
