@@ -216,6 +216,16 @@ def hold_charge(session: Session, entry: Entry) -> int:
     return sum(total)
 
 
+def open_hold(session: Session, reference: str) -> Hold | None:
+    """The oldest hold for ``reference`` that no entry has resolved yet (None: none is
+    open), in one statement however many holds the reference has had (a booking moved
+    many times has one voided hold per earlier slot)."""
+    resolved = select(Entry.id).where(Entry.resolves_hold_id == Hold.id).exists()
+    return session.scalars(
+        select(Hold).where(Hold.reference == reference, ~resolved).order_by(Hold.id).limit(1)
+    ).first()
+
+
 def holds_for_reference(session: Session, reference: str) -> list[Hold]:
     """Every hold placed for ``reference`` (e.g. a booking id), oldest first."""
     return list(session.scalars(select(Hold).where(Hold.reference == reference).order_by(Hold.id)))

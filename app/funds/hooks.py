@@ -116,10 +116,7 @@ def hold_for(
 
 
 def _open_hold(session: Session, booking: Booking) -> ledger.Hold | None:
-    for hold in ledger.holds_for_reference(session, str(booking.id)):
-        if ledger.hold_state(session, hold.id).state == "pending":
-            return hold
-    return None
+    return ledger.open_hold(session, str(booking.id))
 
 
 def charge_for(session: Session, actor: Actor, booking: Booking) -> None:

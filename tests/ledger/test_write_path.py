@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from ledger import available_funds, contribute, place_hold, record_expense
+from ledger import available_funds, contribute, open_hold, place_hold, record_expense, void_hold
 from ledger.errors import IdempotencyConflict, InsufficientFunds
 from ledger.models import Account, Hold, Posting
 from tests.ledger.conftest import FakeClock, check_books, eur, new_project
@@ -96,3 +96,28 @@ def test_a_refused_write_leaves_nothing_and_the_session_carries_on(
     assert session.scalar(select(func.count()).select_from(Account)) == counts[2]
     assert available_funds(session, project) == eur(7_000)
     check_books(session)
+
+
+def test_the_open_hold_of_a_reference_is_one_read_however_many_came_before(
+    engine: Engine, session: Session, clock: FakeClock
+) -> None:
+    """A booking moved again and again has one voided hold per earlier slot; finding the
+    one still open reads once (it read every hold and each one's resolving entry)."""
+    project = new_project(session, clock=clock)
+    contribute(session, project, uuid.UUID(int=1), eur(10_000), key="fund", clock=clock)
+    assert open_hold(session, "booking-1") is None
+    for n in range(5):
+        held = place_hold(
+            session, project, eur(100 + n), key=f"hold-{n}", reference="booking-1",
+            deadline=clock.now + timedelta(days=1), lender_unit_id=uuid.UUID(int=7), clock=clock,
+        )  # fmt: skip
+        if n < 4:
+            void_hold(session, held.id, key=f"void-{n}", clock=clock)
+    session.commit()
+    with _statements(engine) as seen:
+        found = open_hold(session, "booking-1")
+    assert found is not None and (found.id, found.amount) == (held.id, 104)
+    assert seen == ["SELECT"], seen
+    void_hold(session, held.id, key="void-4", clock=clock)
+    assert open_hold(session, "booking-1") is None
+    assert open_hold(session, "another") is None
