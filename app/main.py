@@ -51,7 +51,7 @@ from app.headers import security_headers
 from app.hygiene import RejectNul, allow_every_method, forbid_unknown_fields
 from app.jobs.controllers import AdminJobController
 from app.jobs.enqueue import job_queue
-from app.methods import EmptyBodyAsObject, HeadAsGet
+from app.methods import EmptyBodyAsObject, HeadAsGet, document_empty_bodies
 from app.notifications.controllers import InboxController, WebhookController
 from app.ops import logs
 from app.ops.health import ROUTES as OPS_ROUTES
@@ -205,7 +205,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=settings.debug,
         on_startup=[
-            _widen_thread_pools, forbid_unknown_fields, document_formats, lambda: jobs.start()
+            _widen_thread_pools,
+            forbid_unknown_fields,
+            document_empty_bodies,
+            document_formats,
+            lambda: jobs.start(),
         ],
         on_shutdown=[lambda: jobs.stop(), metrics.close],
     )

@@ -14,6 +14,9 @@ on a copy would leave its session, and on SQLite the writer lock, behind.
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 JSON = b"application/json"
@@ -81,3 +84,20 @@ def _announces_body(scope: Scope) -> bool:
         if name == b"content-length":
             return value.strip() not in (b"0", b"")
     return False
+
+
+def document_empty_bodies(app: Any) -> None:
+    """``on_startup``: the OpenAPI document says a ``POST`` body is optional where its
+    schema requires no field (the body may then be left out, see
+    :class:`EmptyBodyAsObject`)."""
+    components = app.openapi_schema.components.schemas or {}
+    for item in (app.openapi_schema.paths or {}).values():
+        body = item.post.request_body if item.post is not None else None
+        if body is None or isinstance(body, Reference) or not body.content:
+            continue
+        media = body.content.get("application/json")
+        schema = media.schema if media is not None else None
+        if isinstance(schema, Reference):
+            schema = components.get(schema.ref.rsplit("/", 1)[-1])
+        if isinstance(schema, Schema) and schema.type == OpenAPIType.OBJECT and not schema.required:
+            body.required = False

@@ -198,3 +198,10 @@ def test_feed_urls_use_the_served_host_unless_configured(client: Any, world: Wor
         headers={**w.requester, "host": "copool.example.gov:8443"},
     )
     assert other.json()["url"].startswith("http://copool.example.gov:8443/feeds/")
+
+
+def test_the_document_says_which_bodies_may_be_left_out(client: Any) -> None:
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    assert paths["/bookings/{booking_id}/approve"]["post"]["requestBody"]["required"] is False
+    assert paths["/bookings/{booking_id}/cancel"]["post"]["requestBody"]["required"] is True
+    assert paths["/bookings"]["post"]["requestBody"]["required"] is True
