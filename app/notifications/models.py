@@ -10,7 +10,7 @@ from typing import Any
 
 from advanced_alchemy.types import GUID
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.base import Base, DateTimeUTC
 
@@ -82,6 +82,9 @@ class NotificationDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     read_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     """Inbox only: when the user marked it read."""
+
+    event: Mapped[NotificationEvent] = relationship(lazy="raise")
+    """Declared so that one flush writes an event before its deliveries."""
 
 
 class WebhookEndpoint(Base):

@@ -63,9 +63,7 @@ def emit(
         payload=dict(data),
     )
     session.add(event)
-    session.flush([event])  # the deliveries' foreign key needs it first (no relationship)
-    users = _recipients(session, kind, units, user_ids, actor_id)
-    prefs = _preferences(session, users)
+    users, prefs = _recipients(session, kind, units, user_ids, actor_id)
     rows = _user_deliveries(event.id, kind, users, prefs)
     hooked = [u for u in users if Channel.WEBHOOK.value in wanted(prefs.get(u), kind)]
     endpoints = _endpoints(session, kind, units, hooked)
@@ -91,33 +89,30 @@ def _recipients(
     units: list[uuid.UUID],
     user_ids: Collection[uuid.UUID],
     actor_id: uuid.UUID | None,
-) -> list[uuid.UUID]:
-    """Active users of the units holding one of the kind's roles, and the named users."""
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, NotificationPreference]]:
+    """Active users of the units holding one of the kind's roles, and the named users, with
+    the preferences of those who chose any (one query)."""
     named = set(user_ids)
     if not units and not named:
-        return []
+        return [], {}
     conditions = []
     if units:
         conditions.append(User.unit_id.in_(units))
     if named:
         conditions.append(User.id.in_(named))
     candidates = session.execute(
-        select(User.id, User.roles).where(User.active.is_(True), or_(*conditions))
+        select(User.id, User.roles, NotificationPreference)
+        .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)
+        .where(User.active.is_(True), or_(*conditions))
     ).all()
     roles = set(kinds.UNIT_ROLES[kind])
-    chosen = [uid for uid, held in candidates if uid in named or roles.intersection(held or ())]
-    return sorted(uid for uid in set(chosen) if uid != actor_id)
-
-
-def _preferences(
-    session: Session, users: list[uuid.UUID]
-) -> dict[uuid.UUID, NotificationPreference]:
-    if not users:
-        return {}
-    prefs = session.scalars(
-        select(NotificationPreference).where(NotificationPreference.user_id.in_(users))
-    )
-    return {p.user_id: p for p in prefs}
+    chosen: dict[uuid.UUID, NotificationPreference | None] = {
+        uid: pref
+        for uid, held, pref in candidates
+        if (uid in named or roles.intersection(held or ())) and uid != actor_id
+    }
+    prefs = {uid: pref for uid, pref in chosen.items() if pref is not None}
+    return sorted(chosen), prefs
 
 
 def wanted(pref: NotificationPreference | None, kind: str) -> tuple[str, ...]:
