@@ -134,12 +134,11 @@ def claim(session: Session, settings: Settings, now: datetime) -> list[Claimed]:
             taken.endpoint_id, taken.url = endpoint.id, endpoint.url
             taken.secrets, taken.body = _secrets(endpoint, now), webhook_body(event)
         elif row.channel == Channel.EMAIL.value:
-            if not settings.smtp_host:
-                _skip(row, "no SMTP server configured (COPOOL_SMTP_HOST)")
+            user = users.get(row.user_id) if row.user_id else None
+            if not settings.smtp_host or user is None:
+                _skip(row, "no recipient" if user is None else "no SMTP server configured")
                 continue
-            taken.message = mail.compose(
-                session, event, users[row.user_id or uuid.UUID(int=0)], settings, now
-            )
+            taken.message = mail.compose(session, event, user, settings, now)
         row.attempts = taken.attempt
         row.next_attempt_at = now + timedelta(seconds=settings.notify_lease_seconds)
         out.append(taken)
