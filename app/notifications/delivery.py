@@ -138,7 +138,12 @@ def claim(session: Session, settings: Settings, now: datetime) -> list[Claimed]:
             if not settings.smtp_host or user is None:
                 _skip(row, "no recipient" if user is None else "no SMTP server configured")
                 continue
-            taken.message = mail.compose(session, event, user, settings, now)
+            try:
+                taken.message = mail.compose(session, event, user, settings, now)
+            except Exception as exc:  # one message that cannot be written must not block the rest
+                row.status, row.next_attempt_at = DeliveryStatus.FAILED.value, None
+                row.last_error = f"composing the e-mail failed: {type(exc).__name__}: {exc}"
+                continue
         row.attempts = taken.attempt
         row.next_attempt_at = now + timedelta(seconds=settings.notify_lease_seconds)
         out.append(taken)
