@@ -172,3 +172,19 @@ def test_a_finished_run_tells_its_unit_and_budget_refusals_tell_the_requests_peo
         ("budget_refused", request["id"], frozenset({"req", "lead"})),
         ("run_done", str(run_id), frozenset({"req", "lead"})),
     ]
+
+
+def test_a_displaced_request_tells_the_borrower_side_once_per_booking(
+    client: Any, world: World
+) -> None:
+    from app.bookings.models import ReopenCode, Request
+    from tests.app.test_cascades import ask, serve, skill
+
+    w = build(world)
+    request = ask(client, w, skill(w))
+    (served,) = serve(client, w, request)
+    with world.session() as s:
+        row = bookings.lock_request(s, uuid.UUID(request["id"]))
+        assert isinstance(row, Request)
+        bookings.reopen_request(s, SYSTEM, row, ReopenCode.DISPLACED_BY, "an emergency")
+    assert told(world) == [("displaced", served["id"], frozenset({"req", "lead"}))]
