@@ -39,6 +39,12 @@ def page(schema: type[S], rows: Sequence[Any], total: int, limit: int, offset: i
     )
 
 
+def page_of(schema: type[S], rows: Sequence[Any], limit: int, offset: int) -> Page[S]:
+    """One page of a list that is short by nature (a user's keys, an expert's leave),
+    read whole and cut here, so that every list answers the same envelope."""
+    return page(schema, rows[offset : offset + limit], len(rows), limit, offset)
+
+
 _SCOPE: ContextVar[Scope | None] = ContextVar("copool_list_scope", default=None)
 
 

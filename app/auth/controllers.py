@@ -20,7 +20,7 @@ from app.auth.schemas import (
     UserRead,
     UserUpdate,
 )
-from app.pagination import Limit, Offset, Search, page
+from app.pagination import Limit, Offset, Search, page, page_of
 from app.problems import LIST, READ, WRITE
 from app.routing import get, patch, post
 from app.schemas import Page, Reason
@@ -76,10 +76,15 @@ class UserController(Controller):
         return UserRead.model_validate(services.update_user(db_session, actor, user_id, data))
 
     @get("/{user_id:uuid}/api-keys", responses=READ, summary="A user's API keys (no secrets)")
-    def list_keys(self, actor: Actor, db_session: Session, user_id: uuid.UUID) -> list[ApiKeyRead]:
-        return [
-            ApiKeyRead.model_validate(k) for k in services.list_keys(db_session, actor, user_id)
-        ]
+    def list_keys(
+        self,
+        actor: Actor,
+        db_session: Session,
+        user_id: uuid.UUID,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[ApiKeyRead]:
+        return page_of(ApiKeyRead, services.list_keys(db_session, actor, user_id), limit, offset)
 
     @post("/{user_id:uuid}/api-keys", responses=WRITE, summary="Issue an API key (shown once)")
     def issue_key(

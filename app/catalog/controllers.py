@@ -28,7 +28,7 @@ from app.catalog.schemas import (
     UnavailabilityCreate,
     UnavailabilityRead,
 )
-from app.pagination import Limit, Offset, OptionalInstant, page
+from app.pagination import Limit, Offset, OptionalInstant, page, page_of
 from app.problems import LIST, READ, WRITE
 from app.routing import delete, get, patch, post
 from app.schemas import Page, Reason, aware
@@ -202,11 +202,13 @@ class ExpertController(Controller):
         expert_id: uuid.UUID,
         start: OptionalInstant = None,
         end: OptionalInstant = None,
-    ) -> list[UnavailabilityRead]:
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[UnavailabilityRead]:
         rows = services.list_unavailability(
             db_session, actor, Expert, expert_id, start=aware(start, "start"), end=aware(end, "end")
         )
-        return [UnavailabilityRead.model_validate(r) for r in rows]
+        return page_of(UnavailabilityRead, rows, limit, offset)
 
     @post("/{expert_id:uuid}/leave", responses=WRITE, summary="Record leave")
     def add_leave(
@@ -285,11 +287,13 @@ class DeviceController(Controller):
         device_id: uuid.UUID,
         start: OptionalInstant = None,
         end: OptionalInstant = None,
-    ) -> list[UnavailabilityRead]:
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[UnavailabilityRead]:
         rows = services.list_unavailability(
             db_session, actor, Device, device_id, start=aware(start, "start"), end=aware(end, "end")
         )
-        return [UnavailabilityRead.model_validate(r) for r in rows]
+        return page_of(UnavailabilityRead, rows, limit, offset)
 
     @post("/{device_id:uuid}/blackouts", responses=WRITE, summary="Record a maintenance blackout")
     def add_blackout(

@@ -24,9 +24,10 @@ from app.errors import InvalidInput
 from app.feeds import busy, services
 from app.feeds.models import FeedSubscription
 from app.feeds.schemas import BusyImportRead, FeedCreate, FeedIssued, FeedRead
+from app.pagination import Limit, Offset, page_of
 from app.problems import LIST, READ, WRITE, problems
 from app.routing import get, post
-from app.schemas import Reason
+from app.schemas import Page, Reason
 from app.settings import Settings
 
 CALENDAR = "text/calendar"  # Litestar appends "; charset=utf-8" to text/* itself
@@ -71,10 +72,15 @@ class FeedSubscriptionController(Controller):
 
     @get("/", responses=LIST, summary="The caller's feeds (without their URLs)")
     def list_feeds(
-        self, actor: Actor, db_session: Session, include_revoked: bool = False
-    ) -> list[FeedRead]:
+        self,
+        actor: Actor,
+        db_session: Session,
+        include_revoked: bool = False,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[FeedRead]:
         feeds = services.list_feeds(db_session, actor, include_revoked=include_revoked)
-        return [FeedRead.model_validate(f) for f in feeds]
+        return page_of(FeedRead, feeds, limit, offset)
 
     @get("/{feed_id:uuid}", responses=READ, summary="One of the caller's feeds")
     def get_feed(self, actor: Actor, db_session: Session, feed_id: uuid.UUID) -> FeedRead:

@@ -18,8 +18,14 @@ from tests.app.conftest import session_of
 
 @pytest.fixture
 def cached_app(db_url, tmp_path):
-    application = create_app(Settings(database_url=db_url, demo_key_path=tmp_path / "k",
-                                      api_key_touch_seconds=3600, auth_cache_seconds=5))
+    application = create_app(
+        Settings(
+            database_url=db_url,
+            demo_key_path=tmp_path / "k",
+            api_key_touch_seconds=3600,
+            auth_cache_seconds=5,
+        )
+    )
     yield application
     application.state.engine.dispose()
 
@@ -72,8 +78,10 @@ def test_revocation_here_holds_at_once(cached_app, world):
     with TestClient(app=cached_app) as client:
         assert client.get("/users/me", headers=headers).status_code == 200
         me = client.get("/users/me", headers=headers).json()
-        [key] = client.get(f"/users/{me['id']}/api-keys", headers=admin).json()
-        assert client.post(f"/api-keys/{key['id']}/revoke", json={}, headers=admin).status_code == 200
+        [key] = client.get(f"/users/{me['id']}/api-keys", headers=admin).json()["items"]
+        assert (
+            client.post(f"/api-keys/{key['id']}/revoke", json={}, headers=admin).status_code == 200
+        )
         assert client.get("/users/me", headers=headers).status_code == 401
 
 
@@ -85,7 +93,8 @@ def test_deactivating_a_user_here_stops_their_cached_keys_at_once(cached_app, wo
     admin = world.user("root", "A", Role.ADMIN)
     with TestClient(app=cached_app) as client:
         assert client.get("/users/me", headers=headers).status_code == 200
-        changed = client.patch(f"/users/{world.users['reader']}", json={"active": False},
-                               headers=admin)
+        changed = client.patch(
+            f"/users/{world.users['reader']}", json={"active": False}, headers=admin
+        )
         assert changed.status_code == 200, changed.text
         assert client.get("/users/me", headers=headers).status_code == 401

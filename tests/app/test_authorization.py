@@ -481,7 +481,7 @@ def _seen(client: Any, world: World, who: str, cat: Catalog) -> set[str]:
         if r.status_code == 200:
             by_id.add(name)
             # a borrower sees when a resource is away, not why
-            assert [p["note"] for p in periods.json()] == [""]
+            assert [p["note"] for p in periods.json()["items"]] == [""]
     assert listed == by_id
     return listed
 
@@ -596,7 +596,7 @@ def test_revoked_key_is_401(client: Any, world: World) -> None:
     admin = world.user("admin", "A", Role.ADMIN)
     user = world.user("someone", "A", Role.REQUESTER)
     assert client.get("/users/me", headers=user).status_code == 200
-    keys = client.get(f"/users/{world.users['someone']}/api-keys", headers=admin).json()
+    keys = client.get(f"/users/{world.users['someone']}/api-keys", headers=admin).json()["items"]
     r = client.post(f"/api-keys/{keys[0]['id']}/revoke", json={"reason": "lost"}, headers=admin)
     assert r.status_code == 200
     assert r.json()["revoked_at"] is not None

@@ -227,7 +227,7 @@ def test_leave_over_live_bookings_is_refused_then_forced(client, world):
     assert problem["conflicts"][0]["start"] == "2027-03-01T08:00:00+00:00"
     assert problem["conflicts"][0]["status"] == "confirmed"
     # Nothing was written.
-    assert client.get(f"/experts/{w.expert}/leave", headers=w.manager).json() == []
+    assert client.get(f"/experts/{w.expert}/leave", headers=w.manager).json()["items"] == []
     assert statuses(client, w, a_bookings) == {"confirmed"}
 
     forced = client.post(
@@ -266,7 +266,7 @@ def test_blackout_over_a_direct_booking_is_refused_then_forced(client, world):
     refused = client.post(f"/devices/{w.device}/blackouts", json=blackout, headers=w.manager)
     assert refused.status_code == 409, refused.text
     assert [c["id"] for c in refused.json()["conflicts"]] == [direct.json()["id"]]
-    assert client.get(f"/devices/{w.device}/blackouts", headers=w.manager).json() == []
+    assert client.get(f"/devices/{w.device}/blackouts", headers=w.manager).json()["items"] == []
     forced = client.post(
         f"/devices/{w.device}/blackouts", json={**blackout, "force": True}, headers=w.manager
     )

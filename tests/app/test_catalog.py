@@ -244,10 +244,12 @@ def test_leave_and_blackouts(client: Any, world: World, rm: dict[str, str]) -> N
         headers=rm,
     )
     assert r.status_code == 201 and r.json()["kind"] == "maintenance"
-    listed = client.get(f"/experts/{expert.id}/leave", headers=rm).json()
+    listed = client.get(f"/experts/{expert.id}/leave", headers=rm).json()["items"]
     assert [p["id"] for p in listed] == [leave["id"]] and listed[0]["note"] == "holiday"
     window = {"start": "2027-03-10T00:00:00Z", "end": "2027-03-20T00:00:00Z"}
-    assert client.get(f"/experts/{expert.id}/leave", params=window, headers=rm).json() == []
+    assert (
+        client.get(f"/experts/{expert.id}/leave", params=window, headers=rm).json()["items"] == []
+    )
     r = client.get(
         f"/experts/{expert.id}/leave", params={"start": "2027-03-10T00:00:00"}, headers=rm
     )
@@ -257,5 +259,5 @@ def test_leave_and_blackouts(client: Any, world: World, rm: dict[str, str]) -> N
     assert r.status_code == 404
     r = client.delete(f"/experts/{expert.id}/leave/{leave['id']}", headers=rm)
     assert r.status_code == 204
-    assert client.get(f"/experts/{expert.id}/leave", headers=rm).json() == []
+    assert client.get(f"/experts/{expert.id}/leave", headers=rm).json()["items"] == []
     assert client.delete(f"/experts/{expert.id}/leave/{leave['id']}", headers=rm).status_code == 404

@@ -157,11 +157,11 @@ def test_create_rotate_revoke_and_unknown_tokens_are_404(client, world):
     assert client.get(path(feed)).status_code == 200
     assert client.get(path(feed).removesuffix(".ics")).status_code == 200
 
-    listed = client.get("/feed-subscriptions", headers=w.requester).json()
+    listed = client.get("/feed-subscriptions", headers=w.requester).json()["items"]
     assert [f["id"] for f in listed] == [feed["id"]]
     assert "token" not in listed[0] and "url" not in listed[0]
     # another user neither sees nor rotates nor revokes it
-    assert client.get("/feed-subscriptions", headers=w.manager).json() == []
+    assert client.get("/feed-subscriptions", headers=w.manager).json()["items"] == []
     for action in ("rotate", "revoke"):
         other = client.post(
             f"/feed-subscriptions/{feed['id']}/{action}", json={}, headers=w.manager
@@ -189,9 +189,10 @@ def test_create_rotate_revoke_and_unknown_tokens_are_404(client, world):
         client.post(f"/feed-subscriptions/{feed['id']}/rotate", headers=w.requester).status_code
         == 409
     )
-    assert client.get("/feed-subscriptions", headers=w.requester).json() == []
+    assert client.get("/feed-subscriptions", headers=w.requester).json()["items"] == []
     assert (
-        len(client.get("/feed-subscriptions?include_revoked=true", headers=w.requester).json()) == 1
+        client.get("/feed-subscriptions?include_revoked=true", headers=w.requester).json()["total"]
+        == 1
     )
     assert client.get("/feeds/cpf_" + "x" * 43 + ".ics").status_code == 404
     assert client.get("/feeds/nonsense").status_code == 404
@@ -597,7 +598,7 @@ def test_import_blocks_booking_and_replaces_the_previous_import(client, world):
         "/bookings", json={**body, **slot(third_tuesday, 9, 10)}, headers=w.requester
     )
     assert refused.status_code == 409 and refused.json()["code"] == "unavailable"
-    periods = client.get(f"/experts/{w.expert}/leave", headers=w.manager).json()
+    periods = client.get(f"/experts/{w.expert}/leave", headers=w.manager).json()["items"]
     assert len(periods) == 4  # the leave stays; three imported Tuesdays
 
 

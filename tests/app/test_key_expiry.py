@@ -99,5 +99,5 @@ def test_copool_keys_issue_expires_in(
         get_settings.cache_clear()
     assert client.get("/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     keys = client.get(f"/users/{world.users['ann']}/api-keys", headers=world.headers("ann"))
-    expiring = [k for k in keys.json() if k["expires_at"]]
+    expiring = [k for k in keys.json()["items"] if k["expires_at"]]
     assert len(expiring) == 1

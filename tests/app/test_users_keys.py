@@ -109,7 +109,7 @@ def test_key_is_shown_once_and_stored_hashed(
     token = issued["token"]
     assert token.startswith("cpl_") and len(token) > 40
     assert issued["prefix"] == token[:12] and issued["last_used_at"] is None
-    listed = client.get(f"/users/{staff_id}/api-keys", headers=manager).json()
+    listed = client.get(f"/users/{staff_id}/api-keys", headers=manager).json()["items"]
     laptop = next(k for k in listed if k["name"] == "laptop")
     assert "token" not in laptop
     with session_of(app) as s:
@@ -122,7 +122,7 @@ def test_key_is_shown_once_and_stored_hashed(
         assert token not in audit and row.token_sha256 not in audit
     # using the key stamps last_used_at
     assert client.get("/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    listed = client.get(f"/users/{staff_id}/api-keys", headers=manager).json()
+    listed = client.get(f"/users/{staff_id}/api-keys", headers=manager).json()["items"]
     assert next(k for k in listed if k["name"] == "laptop")["last_used_at"] is not None
 
 
