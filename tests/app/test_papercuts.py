@@ -205,3 +205,19 @@ def test_the_document_says_which_bodies_may_be_left_out(client: Any) -> None:
     assert paths["/bookings/{booking_id}/approve"]["post"]["requestBody"]["required"] is False
     assert paths["/bookings/{booking_id}/cancel"]["post"]["requestBody"]["required"] is True
     assert paths["/bookings"]["post"]["requestBody"]["required"] is True
+
+
+def test_short_lists_answer_the_same_envelope(client: Any, world: World) -> None:
+    w = build(world)
+    me = client.get("/users/me", headers=w.manager).json()["id"]
+    for path in (
+        f"/users/{me}/api-keys",
+        f"/experts/{w.expert}/leave",
+        f"/devices/{w.device}/blackouts",
+        "/feed-subscriptions",
+    ):
+        r = client.get(path, params={"limit": 1}, headers=w.manager)
+        assert r.status_code == 200, (path, r.text)
+        body = r.json()
+        assert set(body) == {"items", "total", "limit", "offset"}, path
+        assert r.headers["x-total-count"] == str(body["total"]) and len(body["items"]) <= 1
