@@ -1,14 +1,7 @@
 """The waitlist: time that comes free is re-planned for waiting requests and booked or offered.
 
-Freed windows. Whenever a live booking stops being live (cancelled, declined, released
-for a no-show, displaced, re-planned) or a live one is moved, shortened or put on another
-resource, the time it held is recorded as a ``FreedWindow`` by a ``before_flush`` listener,
-in the transaction that frees it: every path that changes a booking is covered, and a
-rolled-back change frees nothing.
-
-Waiting requests. An open request waits when it says ``waitlist: true``, or when it left
-the choice open (``waitlist: null``) and the latest applied allocation run that considered
-it left it out for capacity (``no_capacity``, ``not_selected``, ``lending_cap``).
+Freed windows and waiting requests: ``app.bookings.freed`` (recorded by a listener in
+the transaction that frees the time).
 
 Re-planning (``replan``, the worker's ``waitlist`` job every 15 s). For each window not yet
 processed: the allocation snapshot of runs (``snapshot.build_instance``, the rules of
@@ -17,7 +10,7 @@ the waiting ones that fit and have no open offer, every resource but the freed o
 unavailable, the other requests' tentative bookings pinned; ``scheduling.solve`` plans it.
 Each assignment of the plan is either applied at once through the runs' apply path
 (``apply.apply_plan`` on a run row that records it) for a request with ``auto_accept``
-and confirmed, or offered (``WaitlistOffer``) until ``offer_deadline`` with a
+and confirmed, or offered (``WaitlistOffer``) until its deadline with a
 ``waitlist_offer`` notification. Requests the plan leaves out stay waiting.
 
 Offers. Accepting applies the offer's assignment through the same apply path; its locks
@@ -33,8 +26,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, inspect, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import scheduling
 from app.allocation import apply, snapshot
@@ -43,13 +36,12 @@ from app.allocation.terms import Clock
 from app.auth.actor import Actor
 from app.auth.models import Role, User
 from app.base import utcnow
+from app.bookings.freed import waiting_requests
 from app.bookings.models import (
-    LIVE_STATUSES,
     Booking,
     FreedWindow,
     OfferStatus,
     Request,
-    RequestStatus,
     WaitlistOffer,
 )
 from app.bookings.requests import get_request
@@ -66,83 +58,6 @@ OFFER_DEADLINE = timedelta(hours=2)
 """How long an offer stays open (``COPOOL_WAITLIST_OFFER_MINUTES`` for the worker's job)."""
 SLOT_MINUTES = 5
 """The re-plan's time grain: requests' durations are whole multiples of 5 minutes."""
-CAPACITY_CODES = {"no_capacity", "not_selected", "lending_cap"}
-"""Reasons a run leaves a request out for which freed time may help."""
-
-
-@event.listens_for(Session, "before_flush")
-def _record_freed(session: Session, _context: Any, _instances: Any) -> None:
-    """Write a FreedWindow for each booking whose held time this flush gives up."""
-    for obj in list(session.dirty):
-        if not isinstance(obj, Booking):
-            continue
-        state = inspect(obj)
-        old = {
-            name: state.attrs[name].history.deleted
-            for name in ("status", "start", "end", "resource_id")
-        }
-        was_status = old["status"][0] if old["status"] else obj.status
-        if was_status not in LIVE_STATUSES:
-            continue
-        if obj.status not in LIVE_STATUSES:
-            cause = obj.status
-        elif old["start"] or old["end"] or old["resource_id"]:
-            cause = "moved"
-        else:
-            continue
-        session.add(
-            FreedWindow(
-                resource_id=old["resource_id"][0] if old["resource_id"] else obj.resource_id,
-                start=old["start"][0] if old["start"] else obj.start,
-                end=old["end"][0] if old["end"] else obj.end,
-                cause=cause,
-                booking_id=obj.id,
-            )
-        )
-
-
-def waiting_requests(session: Session, start: datetime, end: datetime) -> list[Request]:
-    """Open requests that wait for freed time and could use ``[start, end)``."""
-    candidates = list(
-        session.scalars(
-            select(Request)
-            .options(selectinload(Request.requirements))
-            .where(
-                Request.status == RequestStatus.OPEN.value,
-                or_(Request.waitlist.is_(True), Request.waitlist.is_(None)),
-                Request.window_start < end,
-                Request.window_end > start,
-            )
-            .order_by(Request.created_at, Request.id)
-        )
-    )
-    undecided = [q.id for q in candidates if q.waitlist is None]
-    left_out = _left_out_for_capacity(session, undecided) if undecided else set()
-    return [q for q in candidates if q.waitlist or q.id in left_out]
-
-
-def _left_out_for_capacity(session: Session, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Of ``ids``, those the latest applied run that considered them left out for capacity."""
-    wanted = {str(i) for i in ids}
-    decided: dict[str, bool] = {}
-    runs = session.scalars(
-        select(AllocationRun)
-        .where(AllocationRun.applied_at.is_not(None))
-        .order_by(AllocationRun.applied_at.desc())
-        .limit(50)
-    )
-    for run in runs:
-        result = run.result or {}
-        for a in result.get("assignments", []):
-            decided.setdefault(a["request_id"], False)
-        for u in result.get("unallocated", []):
-            codes = {r.get("code") for r in u.get("reasons", [])}
-            decided.setdefault(u["request_id"], bool(codes & CAPACITY_CODES))
-        if wanted <= decided.keys():
-            break
-    return {uuid.UUID(i) for i in wanted if decided.get(i)}
-
-
 # --- re-planning a freed window ---------------------------------------------------------
 
 

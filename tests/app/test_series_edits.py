@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from app.auth.models import Role
 from app.bookings.models import Booking, BookingSeries
 from tests.app.booking_world import Lending, build
 from tests.calendars.series_clients import both
 
 BERLIN = ZoneInfo("Europe/Berlin")
-SINCE, UNTIL = datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC)
+SINCE, UNTIL = datetime(2026, 6, 1, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC)
 
 
 def _utc(text: str) -> datetime:
@@ -270,4 +271,43 @@ def test_dst_gap_and_fold_occurrences_show_as_stored(client: Any, world: Any) ->
         headers=w.requester,
     )
     assert split.status_code == 200, split.text
+    assert_clients_show(client, w)
+
+
+def test_editing_all_after_some_started_splits_there(client: Any, world: Any) -> None:
+    """Occurrences that have started keep their times: "all" splits at the first that has
+    not, and the feed still shows exactly what is stored."""
+    w = build(world)
+    admin = world.user("boss", "B", Role.ADMIN)
+    today = datetime.now(UTC).astimezone(BERLIN).date()
+    first = today - timedelta(weeks=3) + timedelta(days=1)  # three past, three to come
+    made = client.post(
+        "/booking-series",
+        headers=admin,
+        json={
+            "resource_id": str(w.device),
+            "project_id": str(w.project),
+            "title": "Weekly flight",
+            "time_zone": "Europe/Berlin",
+            "local_start": f"{first.isoformat()}T06:00:00",
+            "duration_minutes": 60,
+            "rrule": "FREQ=WEEKLY;COUNT=6",
+            "backfill": True,
+        },
+    )
+    assert made.status_code == 201, made.text
+    series = made.json()
+    edited = client.patch(
+        f"/booking-series/{series['id']}",
+        json={"scope": "all", "local_time": "07:00:00"},
+        headers=admin,
+    )
+    assert edited.status_code == 200, edited.text
+    new = edited.json()
+    assert new["id"] != series["id"]
+    assert [b["id"] for b in new["bookings"]] == [b["id"] for b in series["bookings"][3:]]
+    assert {_utc(b["start"]).astimezone(BERLIN).hour for b in new["bookings"]} == {7}
+    old = client.get(f"/booking-series/{series['id']}", headers=admin).json()
+    assert {_utc(b["start"]).astimezone(BERLIN).hour for b in old["bookings"]} == {6}
+    assert len(old["bookings"]) == 3
     assert_clients_show(client, w)
