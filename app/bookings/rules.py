@@ -17,7 +17,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Date, Select, and_, bindparam, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from app.agreements.models import SharingAgreement
@@ -176,17 +190,21 @@ def _check_hours(resource: Resource, start: datetime, end: datetime) -> None:
         )
 
 
+def unavailable_error(resource: Resource, s: datetime, e: datetime) -> Conflict:
+    """The 409 for a slot that meets the resource's unavailability ``[s, e)``."""
+    return Conflict(
+        f"{resource.name} is unavailable {_slot(s, e)}",
+        field="start",
+        code="unavailable",
+        resource_id=str(resource.id),
+        conflicts=[{"start": s.isoformat(), "end": e.isoformat()}],
+    )
+
+
 def _check_available(session: Session, resource: Resource, start: datetime, end: datetime) -> None:
     periods = unavailable_periods(session, [resource.id], start, end).get(resource.id, [])
     if periods:
-        s, e = periods[0]
-        raise Conflict(
-            f"{resource.name} is unavailable {_slot(s, e)}",
-            field="start",
-            code="unavailable",
-            resource_id=str(resource.id),
-            conflicts=[{"start": s.isoformat(), "end": e.isoformat()}],
-        )
+        raise unavailable_error(resource, *periods[0])
 
 
 def check_slot(
@@ -217,11 +235,17 @@ class BookedSpan(Protocol):
     borrower_unit_id: uuid.UUID
 
 
-def _spans_around(session: Session, resource_id: uuid.UUID, start: datetime, end: datetime
-                  ) -> list[Any]:
+UNAVAILABLE = "(unavailable)"
+"""The status column of an unavailability row in ``_spans_around``'s answer (no booking's)."""
+
+
+def _spans_around(session: Session, resource_id: uuid.UUID, start: datetime, end: datetime,
+                  off: Interval | None = None) -> list[Any]:
     """Live bookings of one resource whose blocked span meets ``[start, end)``, as rows of
-    the columns the rules read (overlap, both caps), by blocked start."""
-    query = select(
+    the columns the rules read (overlap, both caps), by blocked start; with ``off``, in the
+    same statement, the resource's unavailability meeting ``off`` as rows whose status is
+    ``UNAVAILABLE`` (first, by start)."""
+    query: Any = select(
         Booking.id, Booking.start, Booking.end, Booking.block_start, Booking.block_end,
         Booking.status, Booking.agreement_id, Booking.borrower_unit_id,
     ).where(
@@ -234,7 +258,17 @@ def _spans_around(session: Session, resource_id: uuid.UUID, start: datetime, end
         query = query.where(
             literal_column("bookings.block").op("&&")(func.tstzrange(start, end, "[)"))
         )
-    return list(session.execute(query.order_by(Booking.block_start)))
+    if off is not None:
+        none = null()
+        query = union_all(query, select(
+            Unavailability.id, Unavailability.start, Unavailability.end, Unavailability.start,
+            Unavailability.end, literal(UNAVAILABLE, String), cast_(none, Booking.agreement_id.type),
+            cast_(none, Booking.borrower_unit_id.type),
+        ).where(Unavailability.resource_id == resource_id, Unavailability.start < off[1],
+                Unavailability.end > off[0]))
+    rows = list(session.execute(query))
+    rows.sort(key=lambda r: (r.status != UNAVAILABLE, r.block_start))
+    return rows
 
 
 def check_loan(
@@ -247,16 +281,17 @@ def check_loan(
     borrower: uuid.UUID,
 ) -> None:
     """Every rule of a new booking (``check_slot`` then ``check_caps``, same refusals in the
-    same order) from two reads: the unavailability, and one read of the resource's live
+    same order) from one read: the unavailability over the slot, and the resource's live
     bookings over the block and every cap month, which the overlap and the caps share."""
     _check_hours(resource, start, end)
-    _check_available(session, resource, start, end)
     months = _cap_months(resource, agreement, start, end)
     span = (
         min([block[0], *(m[0][0] for m in months.values())]),
         max([block[1], *(m[-1][1] for m in months.values())]),
     )
-    rows = _spans_around(session, resource.id, *span)
+    rows = _spans_around(session, resource.id, *span, off=(start, end))
+    if rows and rows[0].status == UNAVAILABLE:
+        raise unavailable_error(resource, rows[0].start, rows[0].end)
     for row in rows:
         if row.block_start < block[1] and row.block_end > block[0]:
             raise overlap_error(resource, row, borrower)
