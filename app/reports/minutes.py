@@ -124,6 +124,8 @@ class _Labels:
         inner = [e for _, e in spans[:-1]]
         midnight = all(e.tzinfo == UTC and e.time() == time(0) for e in inner)
         self.kind = "one" if not inner else "case"
+        if not inner:
+            return
         if midnight and all(e.weekday() == 0 for e in inner) and _evenly(inner, 7):
             self.kind = "week"
             first = spans[0][0]
