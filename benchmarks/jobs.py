@@ -16,7 +16,7 @@ the machine has two. Every solve is single-threaded and seeded (``COPOOL_SOLVER_
 and ends by proving its plan optimal, far below its time limit (600 s, the most a run may
 ask), so a run's wall time is the CPU it needs: the measure is CPU-bound, not a time limit
 running out (a run that reaches the limit on a machine too busy is counted in
-``time_limited``). ``--quick``: 4 runs of one pool of 8 requests.
+``time_limited``). ``--quick``: 4 of the same runs (8-request runs were mostly overhead).
 
 Reported per phase: wall time from the first submission to the last run's end, runs per
 minute, each run's solve seconds (``finished_at - started_at``), the workers' CPU seconds
@@ -96,7 +96,7 @@ class Size:
 
 
 FULL = Size(runs=16, pools=1)
-QUICK = Size(runs=4, pools=1, requests=8)
+QUICK = Size(runs=4, pools=1)
 
 
 @contextmanager
