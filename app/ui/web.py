@@ -51,6 +51,15 @@ PAGE_HEADERS = [
 ]
 
 
+AS_API = {
+    "/ui/feeds": "/feed-subscriptions",
+    "/ui/feeds/{feed_id}/rotate": "/feed-subscriptions/{feed_id}/rotate",
+    "/ui/feeds/{feed_id}/revoke": "/feed-subscriptions/{feed_id}/revoke",
+}
+"""Dashboard writes that are an API write by another path, for the auditors' policy
+(``app.auth.policy``: an auditor may manage their own feeds and nothing else)."""
+
+
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     """Jinja2 over ``app/ui/templates``, escaping every value."""
     env = Environment(
@@ -104,7 +113,9 @@ async def provide_signed(request: Request[Any, Any, Any], db_session: Session) -
         if not sessions.csrf_matches(signed.csrf, str(form.get("csrf") or "")):
             raise errors.PermissionDenied("csrf: the form's CSRF token is missing or wrong",
                                           field="csrf")
-        check_auditor_write(signed.actor, request.method, request.url.path)
+        template = request.scope.get("path_template", request.url.path)
+        if template != "/ui/logout":  # signing out changes no data: anybody may
+            check_auditor_write(signed.actor, request.method, AS_API.get(template, template))
     return signed
 
 

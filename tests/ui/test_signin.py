@@ -186,3 +186,22 @@ def test_wrong_keys_from_one_address_are_throttled(
         app.state.engine.dispose()
     assert answers == [401, 401, 401]
     assert right.status_code == 429 and right.headers["retry-after"]
+
+
+def test_an_auditor_reads_makes_their_own_feed_and_signs_out_but_writes_nothing_else(
+    client: TestClient[Any], world: World
+) -> None:
+    lending = booking_world.build(world, requires_approval=True)
+    world.user("aud", "A", Role.AUDITOR)
+    csrf = sign_in(client, world.tokens["aud"])
+    assert client.get(f"/ui/projects/{lending.project}/funds").status_code == 200
+    made = client.post("/ui/feeds", data={"csrf": csrf, "kind": "mine", "target_id": ""})
+    assert made.status_code == 200 and "webcal://" in made.text
+    booked = client.post(
+        f"/ui/resources/{lending.expert}/book",
+        data={"csrf": csrf, "start": "2030-01-07T10:00", "minutes": "60",
+              "project_id": str(lending.project)},
+    )
+    assert booked.status_code == 403 and "auditors only read" in booked.text
+    out = client.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/ui/login"
