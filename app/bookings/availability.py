@@ -119,6 +119,27 @@ def first_fit(
     return None
 
 
+def fits(
+    free: Sequence[Interval],
+    minutes: int,
+    count: int,
+    *,
+    not_before: datetime | None = None,
+    step_minutes: int = 1,
+) -> list[datetime]:
+    """The earliest ``count`` starts of ``minutes`` that fit one after the other (each from
+    the end of the one before, aligned to ``step``), fewer when the free time runs out."""
+    need = timedelta(minutes=minutes)
+    starts: list[datetime] = []
+    while len(starts) < count:
+        at = first_fit(free, minutes, not_before=not_before, step_minutes=step_minutes)
+        if at is None:
+            break
+        starts.append(at)
+        not_before = at + need
+    return starts
+
+
 def align(instant: datetime, step_minutes: int) -> datetime:
     """Round ``instant`` up to the next multiple of ``step_minutes`` since the epoch."""
     if step_minutes <= 1 and instant.second == 0 and instant.microsecond == 0:

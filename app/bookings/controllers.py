@@ -214,9 +214,7 @@ class BookingController(Controller):
 
 def _with_etag(booking: Booking) -> Response[BookingRead]:
     """The booking, with its version as the ``ETag`` header."""
-    return Response(
-        BookingRead.model_validate(booking), headers={"ETag": changes.etag_of(booking)}
-    )
+    return Response(BookingRead.model_validate(booking), headers={"ETag": changes.etag_of(booking)})
 
 
 class SeriesController(Controller):
@@ -396,7 +394,16 @@ class AvailabilityController(Controller):
     path = "/availability"
     tags = ["availability"]
 
-    @get("/slots", responses=LIST, summary="Earliest free slot per matching resource")
+    @get(
+        "/slots",
+        responses=LIST,
+        summary="Earliest free slots of matching resources",
+        description=(
+            "Each matching resource's earliest `per_resource` free slots (one after the "
+            "other), all ordered by start; `offset` and `limit` page through them. The answer "
+            "is a plain list: its total is not known without searching the whole range."
+        ),
+    )
     def search_slots(
         self,
         actor: Actor,
@@ -408,6 +415,10 @@ class AvailabilityController(Controller):
         min_level: Annotated[int, Parameter(ge=1, le=5)] = 1,
         device_type_id: uuid.UUID | None = None,
         limit: Limit = 20,
+        offset: Annotated[int, Parameter(ge=0, le=1000, description="Slots to skip")] = 0,
+        per_resource: Annotated[
+            int, Parameter(ge=1, le=50, description="Slots per resource, one after the other")
+        ] = 1,
     ) -> list[SlotRead]:
         since, until = aware(start, "start"), aware(end, "end")
         check_span(since, until, field="end", max_days=92)
@@ -421,6 +432,8 @@ class AvailabilityController(Controller):
             min_level=min_level,
             device_type_id=device_type_id,
             limit=limit,
+            offset=offset,
+            per_resource=per_resource,
         )
         return [
             SlotRead(

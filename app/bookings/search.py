@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from app.agreements.services import visible_resources
 from app.auth.actor import Actor
 from app.bookings import rules
-from app.bookings.availability import Interval, first_fit, merge, subtract, working_intervals
+from app.bookings.availability import Interval, fits, merge, subtract, working_intervals
 from app.bookings.models import Booking
 from app.catalog.models import DeviceType, ExpertSkill, Resource, Unavailability
 from app.errors import InvalidInput, NotFound
@@ -47,8 +47,13 @@ def candidates(
     resource_id: uuid.UUID | None = None,
 ) -> list[Resource]:
     """Active resources the actor's unit may borrow that match the requirement."""
-    query = _candidate_query(actor, skill_id=skill_id, min_level=min_level,
-                             device_type_id=device_type_id, resource_id=resource_id)
+    query = _candidate_query(
+        actor,
+        skill_id=skill_id,
+        min_level=min_level,
+        device_type_id=device_type_id,
+        resource_id=resource_id,
+    )
     return list(session.scalars(query))
 
 
@@ -131,7 +136,8 @@ def _live_block_spans(
         # The exclusion constraint's GiST index on (resource_id, block) answers both at once.
         rows = session.execute(
             select(Booking.resource_id, Booking.block_start, Booking.block_end).where(
-                Booking.resource_id.in_(scope), live,
+                Booking.resource_id.in_(scope),
+                live,
                 literal_column("bookings.block").op("&&")(func.tstzrange(start, end, "[)")),
             )
         )
@@ -139,23 +145,33 @@ def _live_block_spans(
             out.setdefault(rid, []).append((s, e))
         return out
     inside = select(Booking.resource_id, Booking.block_start, Booking.block_end).where(
-        Booking.resource_id.in_(scope), live, Booking.block_start >= start,
+        Booking.resource_id.in_(scope),
+        live,
+        Booking.block_start >= start,
         Booking.block_start < end,
     )
     earlier = aliased(Booking)
     latest = (
         select(earlier.block_start)
-        .where(earlier.resource_id == Resource.id, rules.live(earlier.status),
-               earlier.block_start < start)
+        .where(
+            earlier.resource_id == Resource.id,
+            rules.live(earlier.status),
+            earlier.block_start < start,
+        )
         .order_by(earlier.block_start.desc())
         .limit(1)
         .scalar_subquery()
     )
-    last = select(Resource.id.label("rid"), latest.label("at")).where(
-        Resource.id.in_(scope)).subquery()
-    straddling = select(Booking.resource_id, Booking.block_start, Booking.block_end).join(
-        last, and_(Booking.resource_id == last.c.rid, Booking.block_start == last.c.at)
-    ).where(live, Booking.block_end > start)
+    last = (
+        select(Resource.id.label("rid"), latest.label("at"))
+        .where(Resource.id.in_(scope))
+        .subquery()
+    )
+    straddling = (
+        select(Booking.resource_id, Booking.block_start, Booking.block_end)
+        .join(last, and_(Booking.resource_id == last.c.rid, Booking.block_start == last.c.at))
+        .where(live, Booking.block_end > start)
+    )
     for rid, s, e in session.execute(union_all(inside, straddling)):
         out.setdefault(rid, []).append((s, e))
     return out
@@ -195,10 +211,16 @@ Schedulable = Resource | _Candidate
 
 
 def _candidates_light(session: Session, query: Select[Resource]) -> list[_Candidate]:
-    rows = session.execute(query.with_only_columns(
-        Resource.id, Resource.name, Resource.unit_id, Resource.time_zone,
-        Resource.device_type_id, cast(Resource.working_hours, Text),
-    ))
+    rows = session.execute(
+        query.with_only_columns(
+            Resource.id,
+            Resource.name,
+            Resource.unit_id,
+            Resource.time_zone,
+            Resource.device_type_id,
+            cast(Resource.working_hours, Text),
+        )
+    )
     return [_Candidate(*row) for row in rows]
 
 
@@ -220,8 +242,10 @@ class _BusyTime:
         """Add the unavailability and live blocks of ``scope`` that meet ``[start, end)``."""
         for store, found in (
             (self.off, _unavailable(self.session, scope, start, end)),
-            (self.booked, _live_block_spans(
-                self.session, scope, start - self.margin, end + self.margin)),
+            (
+                self.booked,
+                _live_block_spans(self.session, scope, start - self.margin, end + self.margin),
+            ),
         ):
             for rid, spans in found.items():
                 store.setdefault(rid, []).extend(spans)
@@ -262,8 +286,11 @@ def search_slots(
     device_type_id: uuid.UUID | None = None,
     limit: int = 20,
     step_minutes: int = 15,
+    per_resource: int = 1,
+    offset: int = 0,
 ) -> list[Slot]:
-    """Each matching resource's earliest free slot of ``duration_minutes``, earliest first."""
+    """Each matching resource's earliest ``per_resource`` free slots of ``duration_minutes``
+    (one after the other), all earliest first; the page ``offset``, ``limit`` of them."""
     if (skill_id is None) == (device_type_id is None):
         raise InvalidInput(
             "skill_id: give a skill_id or a device_type_id (one of them)", field="skill_id"
@@ -276,19 +303,19 @@ def search_slots(
     known = _BusyTime(session, pending)
     need = timedelta(minutes=duration_minutes)
     slots: list[Slot] = []
+    found: dict[uuid.UUID, list[datetime]] = {}
     # Look a day ahead first, then four times as far, and so on (fewer, larger reads). A slot
     # found within a horizon is its resource's earliest in the whole range, and it starts
     # before any slot not found yet (that one would have to end past the horizon): once
-    # ``limit`` are found, stop. Each step reads only the new slab of time, and only for
+    # ``offset + limit`` are found, stop. A resource stays a candidate until it has
+    # ``per_resource`` slots; its next one is looked for from the end of its last. Each step reads only the new slab of time, and only for
     # the candidates still unresolved.
     span = timedelta(days=1)
     read_to = horizon = start
-    while pending and len(slots) < limit and horizon < end:
+    while pending and len(slots) < offset + limit and horizon < end:
         horizon = min(end, start + span + need)
         span *= 4
-        scope: ResourceScope = (
-            [r.id for r in pending] if len(pending) <= IDS_AT_MOST else among
-        )
+        scope: ResourceScope = [r.id for r in pending] if len(pending) <= IDS_AT_MOST else among
         known.read(scope, read_to, horizon)
         # No fit ended by the last horizon, so a fit now ends past it and starts after
         # ``read_to - need``: only that stretch is worked out again (aligned starts are
@@ -297,15 +324,23 @@ def search_slots(
         read_to = horizon
         left = []
         for resource in pending:
-            free = known.free(resource, since, horizon)
-            at = first_fit(free, duration_minutes, step_minutes=step_minutes)
-            if at is None:
+            got = found.setdefault(resource.id, [])
+            more = fits(
+                known.free(resource, since, horizon),
+                duration_minutes,
+                per_resource - len(got),
+                not_before=got[-1] + need if got else None,
+                step_minutes=step_minutes,
+            )
+            got += more
+            slots += [
+                Slot(resource.id, resource.name, resource.unit_id, at, at + need) for at in more
+            ]
+            if len(got) < per_resource:
                 left.append(resource)
-            else:
-                slots.append(Slot(resource.id, resource.name, resource.unit_id, at, at + need))
         pending = left
     slots.sort(key=lambda s: (s.start, s.resource_name, s.resource_id))
-    return slots[:limit]
+    return slots[offset : offset + limit]
 
 
 def free_busy(

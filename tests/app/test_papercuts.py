@@ -221,3 +221,30 @@ def test_short_lists_answer_the_same_envelope(client: Any, world: World) -> None
         body = r.json()
         assert set(body) == {"items", "total", "limit", "offset"}, path
         assert r.headers["x-total-count"] == str(body["total"]) and len(body["items"]) <= 1
+
+
+def test_slot_search_gives_several_slots_per_resource_and_pages(client: Any, world: World) -> None:
+    w = build(world)
+    _book(client, w, "10:00", "11:00")
+    query = {
+        "skill_id": str(w.skill),
+        "duration_minutes": 60,
+        "start": f"{MON}T09:00:00+01:00",
+        "end": f"{MON}T13:00:00+01:00",
+    }
+    one = client.get("/availability/slots", params=query, headers=w.requester).json()
+    assert [s["start"][11:16] for s in one] == ["08:00"]  # 09:00 Berlin, in UTC
+    three = client.get(
+        "/availability/slots", params={**query, "per_resource": 3}, headers=w.requester
+    ).json()
+    assert [s["start"][11:16] for s in three] == ["08:00", "10:00", "11:00"]  # 10–11 booked
+    paged = client.get(
+        "/availability/slots",
+        params={**query, "per_resource": 3, "offset": 1, "limit": 1},
+        headers=w.requester,
+    ).json()
+    assert paged == three[1:2]
+    bad = client.get(
+        "/availability/slots", params={**query, "per_resource": 0}, headers=w.requester
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "per_resource"
