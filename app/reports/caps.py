@@ -13,6 +13,7 @@ sees the agreements it lends or borrows under and its own experts' lending caps.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections import defaultdict
@@ -54,13 +55,19 @@ def _row(
 ) -> dict[str, Any]:
     share = cap.used / cap.allowed if cap.allowed else None
     return {
-        "cap": cap.code, "agreement_id": str(agreement_id) if agreement_id else None,
-        "lender": lender, "borrower": borrower, "resource_id": str(resource.id),
+        "cap": cap.code, "agreement_id": _text(agreement_id) if agreement_id else None,
+        "lender": lender, "borrower": borrower, "resource_id": _text(resource.id),
         "resource": resource.name, "month": cap.month[0].date().isoformat(),
         "allowed_minutes": cap.allowed, "used_minutes": cap.used,
         "share": round(share, 4) if share is not None else None,
         "over_80": cap.used >= FLAG * cap.allowed if cap.allowed else cap.used > 0,
     }  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(value: uuid.UUID) -> str:
+    """An id as text, once per id (a resource has a row per month)."""
+    return str(value)
 
 
 def _met(filters: ReportFilter) -> Any:

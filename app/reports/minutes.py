@@ -18,9 +18,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, case, func, literal, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from app.base import DateTimeUTC
 from app.bookings.availability import Interval
@@ -64,7 +74,8 @@ def seconds_per_bucket(
     i_columns, j_columns = labels.columns(start, end=False), labels.columns(end, end=True)
     # grouped by the labels: a key or bucket computed from bound values would otherwise be
     # rendered twice with different parameters, which PostgreSQL takes for two expressions
-    named = [*(k.label(f"k{n}") for n, k in enumerate(keys)),
+    # keys come raw and are converted once per distinct key, not once per row
+    named = [*(type_coerce(k, NullType()).label(f"k{n}") for n, k in enumerate(keys)),
              *(c.label(f"b{n}") for n, c in enumerate([*i_columns, *j_columns]))]  # fmt: skip
     query = (
         select(*named, func.count(), _seconds_sum(postgres, first, start),
@@ -80,7 +91,13 @@ def seconds_per_bucket(
         j = labels.index(row[width + n_i : len(named)], end=True)
         n, starts, ends = row[len(named) :]
         _spread(out[tuple(row[:width])], offsets, i, j, n, float(starts), float(ends))
-    return out
+    dialect = session.get_bind().dialect
+    convert = [k.type.result_processor(dialect, None) for k in keys]
+    return defaultdict(
+        lambda: [0.0] * len(spans),
+        {tuple(c(v) if c else v for c, v in zip(convert, key, strict=True)): values
+         for key, values in out.items()},
+    )  # fmt: skip
 
 
 def _seconds_sum(postgres: bool, origin: datetime, instant: Any) -> ColumnElement[Any]:
