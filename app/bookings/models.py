@@ -240,15 +240,21 @@ class IdempotencyRecord(Base):
 
 class FreedWindow(Base):
     """Capacity that came free (a cancellation, decline, release, displacement, a shorter
-    or moved booking), written in the same transaction; the waitlist job re-plans it."""
+    or moved booking), written in the same transaction; the waitlist job re-plans it.
+
+    ``resource_id`` and ``booking_id`` carry no foreign keys on purpose: checking one
+    takes a KEY SHARE lock on the resource row inside a cancel or decline, which
+    deadlocked (PostgreSQL 40P01) with an approval that locks the resource before the
+    booking (tests/app/test_transition_races.py). Resources and bookings are never
+    deleted, so the references cannot dangle."""
 
     __tablename__ = "freed_windows"
 
-    resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resources.id"), index=True)
+    resource_id: Mapped[uuid.UUID] = mapped_column(index=True)
     start: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     end: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     cause: Mapped[str] = mapped_column(String(32))
-    booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"), default=None)
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     processed_at: Mapped[datetime | None] = mapped_column(
         DateTimeUTC(timezone=True), default=None, index=True
     )

@@ -406,9 +406,9 @@ def test_a_conditional_pledge_is_met_once_and_never_overpaid(race: Race) -> None
         pledge_id = pledge["pledge_id"]
         audited = _audited(r, None, "funds.pledge_met", "funds.receipt")
         met = _run(r, [(f"/pledges/{pledge_id}/met", lead)] * THREADS, {})
-        _one_winner(met, {"PledgeState"})
+        _one_winner(met, {"pledge_state"})
         receipts = _run(r, [(f"/pledges/{pledge_id}/receipts", lead)] * THREADS, {"amount": 3_000})
-        assert len(_winners(receipts, {"ExceedsOutstanding"})) == 3, trial
+        assert len(_winners(receipts, {"exceeds_outstanding"})) == 3, trial
         with r.world.session() as s:
             assert ledger.pledge_outstanding(s, pledge_id) == 1_000, trial
             entries = s.execute(

@@ -57,12 +57,7 @@ def upgrade() -> None:
         sa.Column("booking_id", _GUID, nullable=True),
         sa.Column("processed_at", _UTC, nullable=True),
         *_stamps(),
-        sa.ForeignKeyConstraint(
-            ["resource_id"], ["resources.id"], name=op.f("fk_freed_windows_resource_id_resources")
-        ),
-        sa.ForeignKeyConstraint(
-            ["booking_id"], ["bookings.id"], name=op.f("fk_freed_windows_booking_id_bookings")
-        ),
+        # no foreign keys: their KEY SHARE locks deadlocked cancels with approvals (model)
         sa.PrimaryKeyConstraint("id", name=op.f("pk_freed_windows")),
     )
     with op.batch_alter_table("freed_windows", schema=None) as batch_op:
