@@ -4,7 +4,7 @@ A unit's ``time_zone`` (IANA name) is the zone its people read times in: e-mails
 explanations addressed to the unit show local times in it. Existing units get ``UTC``.
 
 Revision ID: 0018
-Revises: 0011
+Revises: 0017
 Create Date: 2026-12-03 18:45:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0011"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
