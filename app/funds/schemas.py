@@ -88,4 +88,6 @@ class PledgeRef(Schema):
     project_id: uuid.UUID
     unit_id: uuid.UUID
     amount: int
+    """In minor units of ``currency``."""
+    currency: str
     conditional: bool

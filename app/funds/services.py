@@ -135,6 +135,7 @@ def pledge(
         project_id=project.id,
         unit_id=data.unit_id,
         amount=data.amount,
+        currency=project.currency,
         conditional=data.conditional,
     )
 

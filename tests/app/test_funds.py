@@ -125,6 +125,7 @@ def test_funding_flows_statement_register_and_csv(client, world):
         headers=b_boss,
     )
     assert pledge.status_code == 201, pledge.text
+    assert (pledge.json()["amount"], pledge.json()["currency"]) == (60_000, "EUR")  # minor units
     # a unit manager cannot pledge another unit's money
     assert (
         client.post(
