@@ -47,6 +47,7 @@ from app.bookings.services import (
 )
 from app.catalog.models import DeviceType, Resource, ResourceKind, Skill
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
+from app.notifications import events as notify
 from app.pagination import matches
 from app.projects.models import Project
 from app.projects.services import get_project, participates
@@ -296,6 +297,7 @@ def cancel_request(session: Session, actor: Actor, request_id: uuid.UUID, reason
             f"request withdrawn: {reason}",
             cancelled_at=utcnow(),
         )
+        notify.booking_cancelled(session, actor, booking, notify.BORROWER, reason)
     request.status = RequestStatus.CANCELLED.value
     request.status_reason = reason
     session.flush()

@@ -188,3 +188,33 @@ def test_a_displaced_request_tells_the_borrower_side_once_per_booking(
         assert isinstance(row, Request)
         bookings.reopen_request(s, SYSTEM, row, ReopenCode.DISPLACED_BY, "an emergency")
     assert told(world) == [("displaced", served["id"], frozenset({"req", "lead"}))]
+
+
+def test_withdrawing_a_served_request_tells_the_lender_of_each_booking(
+    client: Any, world: World
+) -> None:
+    w = build(world)
+    ask = client.post(
+        "/requests",
+        json={
+            "project_id": str(w.project),
+            "title": "Survey",
+            "duration_minutes": 60,
+            "window_start": f"{MON}T08:00:00+01:00",
+            "window_end": f"{MON}T18:00:00+01:00",
+            "requirements": [{"kind": "skill", "skill_id": str(w.skill), "min_level": 1}],
+        },
+        headers=w.requester,
+    )
+    assert ask.status_code == 201, ask.text
+    served = client.post(f"/requests/{ask.json()['id']}/serve", headers=w.requester)
+    assert served.status_code == 200, served.text
+    [booking] = served.json()["bookings"]
+    before = told(world)
+    gone = client.post(
+        f"/requests/{ask.json()['id']}/cancel",
+        json={"reason": "plans changed"},
+        headers=w.requester,
+    )
+    assert gone.status_code == 200, gone.text
+    assert told(world)[len(before) :] == [("cancelled", booking["id"], frozenset({"rm"}))]
