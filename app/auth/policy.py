@@ -5,13 +5,16 @@ co-funds it: its users see the project's bookings, titles included, in ``GET /bo
 (and each booking by id) and in their unit's calendar feed, as the borrowing and lending
 units do. Seeing is all: changing a booking still needs the borrower's or lender's side.
 
-Auditors read everything and write nothing but their own calendar feed subscriptions.
+Auditors read everything and write nothing but their own calendar feed subscriptions and
+their own inbox (what they have read, which notifications they want).
 
 A user who holds the ``auditor`` role (and not ``admin``) may send only these writes:
 
 - ``POST /feed-subscriptions`` (subscribe to a feed: it is theirs),
 - ``POST /feed-subscriptions/{feed_id}/rotate`` and ``…/revoke`` (of their own feeds; the
-  feeds service answers 404 for anyone else's).
+  feeds service answers 404 for anyone else's),
+- ``POST /me/notifications/{notification_id}/read``, ``POST /me/notifications/read-all``
+  and ``PUT /me/notification-preferences`` (their own inbox and preferences).
 
 Every other write, API key issuance and revocation included, answers 403 before the
 request body is read. The check runs where the caller is identified
@@ -36,6 +39,9 @@ AUDITOR_WRITES = frozenset(
         ("POST", "/feed-subscriptions"),
         ("POST", "/feed-subscriptions/{feed_id}/rotate"),
         ("POST", "/feed-subscriptions/{feed_id}/revoke"),
+        ("POST", "/me/notifications/{notification_id}/read"),
+        ("POST", "/me/notifications/read-all"),
+        ("PUT", "/me/notification-preferences"),
     }
 )
 """(method, path template) of the only writes an auditor may send."""
@@ -50,7 +56,8 @@ def check_auditor_write(actor: Actor, method: str, path_template: str) -> None:
     if (method, path_template.rstrip("/") or "/") in AUDITOR_WRITES:
         return
     raise PermissionDenied(
-        "auditors only read; the one write they may make is to their own feed subscriptions"
+        "auditors only read; the writes they may make are to their own feed subscriptions "
+        "and their own inbox"
     )
 
 

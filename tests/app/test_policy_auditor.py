@@ -76,3 +76,16 @@ def test_auditor_cannot_issue_itself_a_key(client: Any, world: World) -> None:
         f"/users/{world.users['auditor']}/api-keys", json={"name": "laptop"}, headers=auditor
     )
     assert r.status_code == 403 and "auditor" in r.json()["detail"]
+
+
+def test_auditor_keeps_their_own_inbox(client: Any, world: World) -> None:
+    auditor = world.user("auditor", "A", Role.AUDITOR)
+    put = client.put(
+        "/me/notification-preferences",
+        json={"channels": {"run_done": ["inbox"]}, "email_digest": False},
+        headers=auditor,
+    )
+    assert put.status_code == 200, put.text
+    assert client.post("/me/notifications/read-all", headers=auditor).status_code in (200, 204)
+    one = client.post(f"/me/notifications/{uuid.uuid4()}/read", headers=auditor)
+    assert one.status_code == 404  # nobody's notification: not found, not forbidden
