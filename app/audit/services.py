@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.auth.actor import Actor
+from app.auth.models import Role
 from app.base import utcnow
 from app.errors import PermissionDenied
 
@@ -87,10 +88,16 @@ def list_events(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> tuple[list[AuditEvent], int]:
-    """Audit rows, newest first; only admins and auditors may read the log."""
-    if not actor.sees_everything:
-        raise PermissionDenied("reading the audit log needs the role auditor or admin")
+    """Audit rows, newest first: admins and auditors read the whole log, a unit manager the
+    events of their own unit's objects (``unit_id``), nobody else any."""
     query = select(AuditEvent)
+    if not actor.sees_everything:
+        if Role.UNIT_MANAGER not in actor.roles:
+            raise PermissionDenied(
+                "reading the audit log needs the role auditor or admin, or unit_manager "
+                "(for the unit's own objects)"
+            )
+        query = query.where(AuditEvent.unit_id == actor.unit_id)
     for column, value in (
         (AuditEvent.action, action),
         (AuditEvent.object_type, object_type),

@@ -160,3 +160,20 @@ def test_audit_log_is_append_only_in_the_database(
         assert s.execute(text("SELECT count(*) FROM audit_events")).scalar_one() == count
         reasons = s.execute(text("SELECT reason FROM audit_events")).scalars().all()
         assert "rewritten" not in reasons
+
+
+def test_a_unit_manager_reads_the_events_of_their_own_units_objects(
+    client: Any, world: World
+) -> None:
+    admin = world.user("admin", "HQ", Role.ADMIN)
+    a_boss = world.user("a-boss", "A", Role.UNIT_MANAGER)
+    staff = world.user("a-staff", "A", Role.REQUESTER)
+    unit_a, unit_b = str(world.unit("A")), str(world.unit("B"))
+    client.patch(f"/units/{unit_a}", json={"description": "ours"}, headers=admin)
+    client.patch(f"/units/{unit_b}", json={"description": "theirs"}, headers=admin)
+    seen = _events(client, a_boss)
+    assert seen and {e["unit_id"] for e in seen} == {unit_a}
+    assert "unit.update" in {e["action"] for e in seen}
+    # asking for another unit's events finds none; other roles may not read the log
+    assert _events(client, a_boss, unit_id=unit_b) == []
+    assert client.get("/audit-events", headers=staff).status_code == 403
