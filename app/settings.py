@@ -133,7 +133,6 @@ class Settings(BaseSettings):
     pledge_due_days: int = Field(default=30, ge=1, le=3650)
     """A pledge still owing this many days after it was made is overdue (told once)."""
 
-
     @property
     def runs_jobs_in_process(self) -> bool:
         """Whether ``copool serve`` runs background jobs itself (always on SQLite)."""
