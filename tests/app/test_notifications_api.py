@@ -3,6 +3,7 @@ delivery log, disabling), the inbox and preferences."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -136,11 +137,18 @@ def test_an_endpoint_is_disabled_after_repeated_failure_and_patch_reenables_it(
     unit = world.unit("A")
     made = client.post("/webhooks", json={"url": url, "unit_id": str(unit)}, headers=boss).json()
     rec.secrets = [made["secret"]]
+    # retries due at once (1 ms backoff), so each pass below makes exactly one attempt
     strict = settings.model_copy(
-        update={"webhook_disable_after": 3, "webhook_disable_after_hours": 0}
+        update={
+            "webhook_disable_after": 3,
+            "webhook_disable_after_hours": 0,
+            "notify_backoff_base_seconds": 0.001,
+            "notify_backoff_max_seconds": 0.001,
+        }
     )
     _emit(app, kinds.AGREEMENT_ENDING, unit)
-    for _ in range(3):
+    for _ in range(4):  # three failures disable the endpoint; the fourth pass skips the row
+        time.sleep(0.01)  # past the 1 ms backoff
         _deliver(app, strict)
     read = client.get(f"/webhooks/{made['id']}", headers=boss).json()
     assert read["active"] is False and read["disabled_at"] is not None
