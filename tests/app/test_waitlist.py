@@ -221,11 +221,15 @@ def test_two_accepts_of_one_slot_at_once_one_wins(client: Any, world: Any, app: 
     answers: dict[str, int] = {}
 
     def accept(offer_id: str) -> None:
-        with TestClient(app=app) as own:
-            barrier.wait()
+        # a client of its own without a second lifespan (the app's runs for the test)
+        own = TestClient(app=app)
+        try:
+            barrier.wait(timeout=120)  # a thread that fails first breaks it: no hang
             answers[offer_id] = own.post(
                 f"/offers/{offer_id}/accept", headers=w.requester
             ).status_code
+        finally:
+            own.close()
 
     threads = [threading.Thread(target=accept, args=(o,)) for o in (first["id"], rival_id)]
     for t in threads:
