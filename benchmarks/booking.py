@@ -82,7 +82,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/ledger.py
@@ -109,6 +108,7 @@ from app.projects.services import create_project  # noqa: E402
 from app.units.schemas import UnitCreate  # noqa: E402
 from app.units.services import create_unit  # noqa: E402
 from benchmarks import _load as load  # noqa: E402
+from benchmarks._databases import fresh_postgres  # noqa: E402
 
 ZONE = ZoneInfo("Europe/Berlin")
 EXPERTS = 1000
@@ -339,19 +339,8 @@ def fresh_database(kind: str, pg_url: str | None, workdir: Path) -> Iterator[str
         yield url
         return
     assert pg_url
-    server = make_url(pg_url)
-    name = f"copool_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = server.set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
+    with fresh_postgres(pg_url) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _free_port() -> int:

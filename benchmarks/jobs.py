@@ -50,7 +50,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/ledger.py
@@ -69,11 +68,11 @@ from app.auth.schemas import UserCreate  # noqa: E402
 from app.catalog import services as catalog  # noqa: E402
 from app.catalog.schemas import ExpertCreate, SkillCreate, SkillLevel  # noqa: E402
 from app.db import make_engine, make_session_factory, session_scope  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
 from app.projects.schemas import ProjectCreate, ShareTerm  # noqa: E402
 from app.projects.services import create_project  # noqa: E402
 from app.units.schemas import UnitCreate  # noqa: E402
 from app.units.services import create_unit  # noqa: E402
+from benchmarks._databases import fresh_postgres  # noqa: E402
 
 GOAL_SPEEDUP = 1.7
 WEEK = {"window_start": "2027-03-01T06:00:00Z", "window_end": "2027-03-06T00:00:00Z"}
@@ -97,24 +96,6 @@ class Size:
 
 FULL = Size(runs=16, pools=1)
 QUICK = Size(runs=4, pools=1)
-
-
-@contextmanager
-def fresh_database(pg_url: str) -> Iterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards."""
-    server = make_url(pg_url)
-    name = f"copool_bench_jobs_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = server.set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(url: str, size: Size) -> tuple[str, list[str], uuid.UUID]:
@@ -352,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{size.runs} runs of {size.pools} pools of {size.requests} requests over "
           f"{size.experts} experts, time limit {size.time_limit_s} s, 1 solver thread; "
           f"cpu_count {os.cpu_count()}")
-    with tempfile.TemporaryDirectory() as tmp, fresh_database(args.postgres_url) as url:
+    with tempfile.TemporaryDirectory() as tmp, fresh_postgres(args.postgres_url, "copool_bench_jobs") as url:
         logs = Path(tmp)
         token, skills, project = seed(url, size)
         with serve(_env(url, size), logs / "serve.log") as base:

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -51,6 +50,7 @@ from app.notifications.outbox import emit
 from app.notifications.signing import new_secret
 from app.settings import Settings
 from app.units.models import Unit
+from benchmarks._databases import fresh_postgres
 
 
 @contextmanager
@@ -62,18 +62,8 @@ def _database(kind: str, pg: str | None) -> Iterator[str]:
             yield url
         return
     assert pg
-    name = f"copool_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(make_url(pg), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with fresh_postgres(pg) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
